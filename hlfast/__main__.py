@@ -1,0 +1,5 @@
+import sys
+
+from hlfast.cli import main
+
+sys.exit(main())
