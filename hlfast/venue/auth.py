@@ -44,6 +44,7 @@ APPROVE_AGENT_TYPE_HASH = keccak256(
     b"HyperliquidTransaction:ApproveAgent(string hyperliquidChain,address agentAddress,string agentName,uint64 nonce)"
 )
 _SOURCE_HASHES = {"a": keccak256(b"a"), "b": keccak256(b"b")}
+_ADDRESS_CACHE: dict[bytes, str] = {}  # uncompressed public key → address: signers repeat
 
 
 class SignatureError(ValueError):
@@ -116,7 +117,14 @@ def recover_address(digest: bytes, signature: Any) -> str:
         )
     except Exception as exc:  # coincurve raises plain Exception on a point that does not recover
         raise SignatureError("no public key recovers") from exc
-    return "0x" + keccak256(public_key.format(compressed=False)[1:])[-20:].hex()
+    point = public_key.format(compressed=False)
+    address = _ADDRESS_CACHE.get(point)
+    if address is None:
+        address = "0x" + keccak256(point[1:])[-20:].hex()
+        if len(_ADDRESS_CACHE) > 10_000:
+            _ADDRESS_CACHE.clear()
+        _ADDRESS_CACHE[point] = address
+    return address
 
 
 def recover_l1_signer(body: dict[str, Any], source: str = "b") -> str:
@@ -207,8 +215,8 @@ class Registry:
             return signer
         return None
 
-    def authenticate(self, body: dict[str, Any], now_ms: int) -> AuthResult:
-        """Recover the signer, map it to its account, and consume the nonce."""
+    def authenticate(self, body: dict[str, Any]) -> AuthResult:
+        """Recover the signer and map it to the account it acts for (nonces are checked by use_nonce)."""
         action = body.get("action")
         if not isinstance(action, dict):
             return AuthResult(None, None, "Unable to recover signer.")
@@ -233,10 +241,13 @@ class Registry:
             if vault_key not in self.deposits or (vault_key != account and self.vault_owners.get(vault_key) != account):
                 return AuthResult(None, signer, f"User or API Wallet {vault_key} does not exist.")
             account = vault_key
-        nonce_error = self.nonces.setdefault(signer, NonceSet()).check_and_add(int(body["nonce"]), now_ms)
-        if nonce_error is not None:
-            return AuthResult(None, signer, nonce_error)
         return AuthResult(account, signer, None)
+
+    def use_nonce(self, signer: str, nonce: Any, now_ms: int) -> str | None:
+        """Consume a nonce of `signer`; returns the error text when it is reused or outside the window."""
+        if not isinstance(nonce, int) or isinstance(nonce, bool) or not 0 <= nonce < 1 << 64:
+            return f"Invalid nonce: {nonce}"
+        return self.nonces.setdefault(signer, NonceSet()).check_and_add(nonce, now_ms)
 
     def approve_agent(self, account: str, action: dict[str, Any]) -> str | None:
         """Register an API wallet for `account`; returns an error text or None."""
