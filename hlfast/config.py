@@ -123,6 +123,13 @@ SCHEMA: dict[str, tuple[str, list[Option]]] = {
         _o("floor", float, 0.3, "lowest γ multiplier", 0.01, 1),
         _o("lookback_s", float, 900.0, "fill-count lookback", 1, 86400),
     ]),
+    "hjb": ("HJB optimal-control validation (algorithms.md §12); depths in bp, inventory in order units.", [
+        _o("phi", float, 0.01, "inventory penalty φ (bp per unit² per second)", 0, 1e3),
+        _o("horizon_s", float, 60.0, "rolling horizon T − t over which the inventory penalty accrues", 1, 86400),
+        _o("k_q_bps", float, 2.0, "heuristic: bp of skew per unit of normalised inventory", 0, 1000),
+        _o("k_mu_s", float, 1.0, "heuristic: seconds of drift folded into the quotes", 0, 3600),
+        _o("k_imb_bps", float, 1.0, "heuristic: bp of tightening per unit of book imbalance", 0, 1000),
+    ]),
     "risk": ("Kill switch and limits (algorithms.md §13).", [
         _o("max_position", float, 0.05, "position limit in coin units (asymmetric reduce-only beyond)", 0, INF),
         _o("max_position_value_usd", float, 20000.0, "position value limit; the kill switch trips at 2×", 0, INF),
@@ -134,6 +141,7 @@ SCHEMA: dict[str, tuple[str, list[Option]]] = {
         _o("reject_storm_count", int, 10, "kill switch: rejects within reject_storm_window_s", 1, 100000),
         _o("reject_storm_window_s", float, 10.0, "window for reject_storm_count", 0.1, 3600),
         _o("cooldown_s", float, 30.0, "transient trips recover after this long once healthy", 0, 86400),
+        _o("cascade_cooldown_s", float, 30.0, "liquidation-cascade state is held this long after the trigger", 0, 3600),
         _o("cancel_all_attempts", int, 5, "start-up/shutdown cancel-all attempts", 1, 100),
         _o("cancel_all_interval_ms", float, 500.0, "delay between cancel-all attempts", 0, 60000),
         _o("liquidator_addresses", list, ["0x000000000000000000000000000000000000dead"],
@@ -174,6 +182,7 @@ EngineConfig = SECTION_CLASSES["engine"]
 QuotingConfig = SECTION_CLASSES["quoting"]
 ImpulseConfig = SECTION_CLASSES["impulse"]
 CalibrationConfig = SECTION_CLASSES["calibration"]
+HjbConfig = SECTION_CLASSES["hjb"]
 RiskConfig = SECTION_CLASSES["risk"]
 MetricsConfig = SECTION_CLASSES["metrics"]
 PaperConfig = SECTION_CLASSES["paper"]
@@ -187,6 +196,7 @@ class Config:
     quoting: Any = field(default_factory=QuotingConfig)
     impulse: Any = field(default_factory=ImpulseConfig)
     calibration: Any = field(default_factory=CalibrationConfig)
+    hjb: Any = field(default_factory=HjbConfig)
     risk: Any = field(default_factory=RiskConfig)
     metrics: Any = field(default_factory=MetricsConfig)
     paper: Any = field(default_factory=PaperConfig)
