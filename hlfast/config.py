@@ -109,7 +109,9 @@ SCHEMA: dict[str, tuple[str, list[Option]]] = {
         _o("reward_per_1000", float, 0.5, "tokens earned per $1000 filled", 0, 1000),
         _o("reward_floor", float, 0.5, "minimum tokens earned per fill", 0, 1000),
         _o("bulk_discount", float, 0.8, "cost of each extra item in a bulk action", 0, 1),
-        _o("delta_lambda_threshold", float, 0.10, "update only if the fill-probability gain Δλ exceeds this", 0, 100),
+        _o("delta_lambda_threshold", float, 0.10, "update only if the relative fill-probability gain Δλ exceeds this", 0, 100),
+        _o("min_gain", float, 0.01, "… and the absolute P(fill) gain exceeds this (0 = the relative rule alone; "
+           "deep orders otherwise chase one-tick moves)", 0, 1),
         _o("lock_threshold", float, 0.30, "lock orders whose P(fill) exceeds this (1.0 = never lock)", 0, 1),
         _o("lock_override_bps", float, 25.0, "a locked order still moves when the price moved more than this", 0, 10000),
         _o("horizon_s", float, 1.0, "fill-probability horizon H", 0.01, 600),
