@@ -1,0 +1,1046 @@
+"""The engine: one thread, one busy loop (architecture.md).
+
+frames -> kernels (Cython pipeline: book -> estimators -> quote -> reconcile) -> signed actions ->
+websocket post.  Housekeeping runs between frames on timers: heartbeat, metrics snapshot, risk and
+stale-data checks, the scheduleCancel dead-man's switch, exchange-limit and rate-limit refreshes, HJB
+validation.  Nothing on the frame path raises: bad input is counted and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import orjson
+
+from hlfast.book import Book
+from hlfast.estimators import CascadeDetector, Drift, FillIntensity, LatencyEwma, Volatility
+from hlfast.feed import Poller, WsConnection, ws_url_from_base
+from hlfast.frames import (
+    CH_ERROR,
+    CH_MALFORMED,
+    CH_ORDER_UPDATES,
+    CH_PONG,
+    CH_POST,
+    CH_USER,
+    CH_USER_FILLS,
+    FrameRouter,
+)
+from hlfast.gateway import Gateway, HttpClient, HttpError, PostReply
+from hlfast.hjb import HjbState
+from hlfast.hjb import heuristic_gap as hjb_heuristic_gap
+from hlfast.keys import PrivateKey
+from hlfast.metrics import MetricsExporter
+from hlfast.orders import OrderState, OrderStateMachine
+from hlfast.pipeline import LatencyHistogram, Pipeline
+from hlfast.quoting import Calibration, Quoter, TargetLiquidity
+from hlfast.ratelimit import RateLimitTracker
+from hlfast.reconcile import ACT_CANCEL, ACT_MODIFY, ExecutionBudget, ImpulseFilter, Reconciler
+from hlfast.risk import ExchangeLimits, KillSwitch, RiskLimits, Trip, is_rate_limit_error, startup_cancel_all
+from hlfast.signer import Signer
+from hlfast.tape import Tape
+
+log = logging.getLogger("hlfast.engine")
+
+MAINNET_URL = "https://api.hyperliquid.xyz"
+MAX_ORDERS = 256
+MAX_IN_FLIGHT = 80  # of the exchange's 100 in-flight websocket posts
+HOUSEKEEPING_S = 0.02  # timers are checked at most this often
+RISK_CHECK_S = 0.05
+RATE_REFRESH_S = 60.0
+LIMITS_REFRESH_S = 30.0
+SHUTDOWN_ACK_WAIT_S = 2.0
+FILL_RATE_WINDOW_S = 600.0
+# Prometheus `le` bounds for the latency histograms, seconds
+LATENCY_BOUNDS_S = (5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0)
+LATENCY_BOUNDS_NS = tuple(int(b * 1e9) for b in LATENCY_BOUNDS_S)
+
+
+class EngineError(RuntimeError):
+    """Start-up could not complete (no meta, unknown coin, venue unreachable)."""
+
+
+@dataclass
+class Summary:
+    seconds: float = 0.0
+    coin: str = ""
+    pnl: float = 0.0
+    fees: float = 0.0
+    fills: int = 0
+    volume: float = 0.0
+    position: float = 0.0
+    actions: dict = field(default_factory=dict)
+    action_items: dict = field(default_factory=dict)
+    impulse: dict = field(default_factory=dict)
+    ticks: int = 0
+    quote_cycles: int = 0
+    tick_to_order_us: dict = field(default_factory=dict)
+    stage_us: dict = field(default_factory=dict)
+    rejects: int = 0
+    reconnects: int = 0
+    malformed_frames: int = 0
+    post_timeouts: int = 0
+    resyncs: int = 0
+    kill_switch: str | None = None
+    resting_orders_at_exit: int = -1
+    exit_reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def text(self) -> str:
+        t2o = self.tick_to_order_us
+        lines = [
+            f"session summary ({self.coin}, {self.seconds:.1f}s, exit: {self.exit_reason})",
+            f"  pnl            {self.pnl:+.4f} USD (fees {self.fees:+.4f})",
+            f"  fills          {self.fills}   volume {self.volume:,.2f} USD   position {self.position:+.6g}",
+            "  actions        " + ", ".join(f"{k} {v}" for k, v in sorted(self.actions.items())),
+            "  impulse        " + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                                             for k, v in self.impulse.items()),
+            f"  ticks          {self.ticks}   quote cycles {self.quote_cycles}",
+            f"  tick-to-order  p50 {t2o.get('p50', 0):.1f} us   p99 {t2o.get('p99', 0):.1f} us   "
+            f"(n={t2o.get('count', 0)})",
+            f"  rejects        {self.rejects}   reconnects {self.reconnects}   malformed frames "
+            f"{self.malformed_frames}   post timeouts {self.post_timeouts}   resyncs {self.resyncs}",
+            f"  kill switch    {self.kill_switch or 'not tripped'}",
+            f"  resting orders at exit {self.resting_orders_at_exit}",
+        ]
+        return "\n".join(lines)
+
+
+def _hist_us(h: LatencyHistogram) -> dict[str, float]:
+    return {"p50": h.quantile(0.5) / 1e3, "p99": h.quantile(0.99) / 1e3, "max": h.max_ns / 1e3,
+            "count": int(h.count)}
+
+
+class Engine:
+    """One coin, one account, one loop."""
+
+    def __init__(
+        self,
+        cfg: Any,
+        key: PrivateKey,
+        *,
+        base_url: str | None = None,
+        status_stream: TextIO | None = None,
+        metrics_port: int | None = None,
+        install_signals: bool = False,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.cfg = cfg
+        self.coin: str = cfg.market.coin
+        self.base_url = (base_url or cfg.exchange.base_url).rstrip("/")
+        if not self.base_url:
+            raise EngineError("no exchange base_url")
+        self.is_mainnet = self.base_url == MAINNET_URL
+        self._clock = clock
+        vault = cfg.exchange.vault_address or None
+        self.signer = Signer(key, is_mainnet=self.is_mainnet, vault_address=vault)
+        # info queries take the account (master, vault or sub-account), never the agent's address
+        self.user = (vault or cfg.exchange.account_address or key.account_address).lower()
+        self.status_stream = status_stream
+        self.install_signals = install_signals
+        eng = cfg.engine
+        self.http = HttpClient(self.base_url, timeout_s=max(2.0, cfg.exchange.post_timeout_s))
+        ws_url = ws_url_from_base(self.base_url)
+        common = dict(backoff_min_s=eng.reconnect_backoff_min_s, backoff_max_s=eng.reconnect_backoff_max_s,
+                      heartbeat_s=eng.heartbeat_s)
+        self.md = WsConnection(ws_url, "market", [{"type": "l2Book", "coin": self.coin},
+                                                  {"type": "trades", "coin": self.coin}], **common)
+        self.oc = WsConnection(ws_url, "orders", [{"type": "orderUpdates", "user": self.user},
+                                                  {"type": "userFills", "user": self.user}], **common)
+        self.conns = (self.md, self.oc)
+        self.poller = Poller(self.conns)
+        self.gateway = Gateway(self.oc, self.http, order_path=cfg.exchange.order_path,
+                               post_timeout_s=cfg.exchange.post_timeout_s, clock=clock)
+        self.rate = RateLimitTracker()
+        self.kill = KillSwitch(RiskLimits.from_config(cfg.risk))
+        self.exch_limits = ExchangeLimits()
+        self.liquidators = frozenset(a.lower() for a in cfg.risk.liquidator_addresses)
+        self.metrics_exporter: MetricsExporter | None = None
+        self._metrics_port = metrics_port
+        # histograms (fixed buckets, no allocation per sample)
+        self.h_t2o = LatencyHistogram()
+        self.h_decode = LatencyHistogram()
+        self.h_sign = LatencyHistogram()
+        self.h_rtt = LatencyHistogram()
+        # counters
+        self.ticks = 0
+        self.malformed = 0
+        self.resyncs = 0
+        self.actions_by_type: dict[str, int] = {}
+        self.items_by_type: dict[str, int] = {}
+        self.rejects_by_reason: dict[str, int] = {}
+        self.rejects = 0
+        self._last_order_rejects = 0
+        self.exit_reason = ""
+        self._stop = False
+        self._signals = 0
+        self._needs_resync = False
+        self._resync_pending_conn = False
+        self._last_md_at = clock()
+        self._fill_times: deque[float] = deque(maxlen=100_000)
+        self._started_at = clock()
+        self._session_start_ms = 0
+        self._next = {"hk": 0.0, "risk": 0.0, "metrics": 0.0, "status": 0.0, "deadman": 0.0, "rate": 0.0,
+                      "limits": 0.0, "hjb": 0.0}
+        self.hjb_gap = float("nan")
+        self._deadman_failures = 0
+        self._frames: list[bytes] = []
+        self.pipeline: Pipeline | None = None
+        self.orders: OrderStateMachine | None = None
+
+    # =========================================================================================
+    # start-up
+    # =========================================================================================
+    def _info(self, body: dict) -> Any:
+        self.rate.record("info", 0, self._clock())
+        return self.http.info(body)
+
+    def setup(self) -> None:
+        """Meta, kernels, connections, cancel-all, position sync. Blocking; before the loop."""
+        try:
+            meta = self._info({"type": "meta", "dex": ""})
+        except (OSError, HttpError, ValueError) as exc:
+            raise EngineError(f"cannot load meta from {self.base_url}: {exc}") from None
+        names = [u.get("name") for u in meta.get("universe", [])]
+        if self.coin not in names:
+            raise EngineError(f"coin {self.coin!r} is not listed by {self.base_url} (has {', '.join(names[:10])})")
+        self.asset = names.index(self.coin)
+        info = meta["universe"][self.asset]
+        self.sz_decimals = int(info["szDecimals"])
+        self.px_decimals = 6 - self.sz_decimals
+        self.max_leverage = float(info.get("maxLeverage", 50))
+        self._build_kernels()
+        # order/user stream first, so nothing that happens after cancel-all is missed
+        self._session_start_ms = int(time.time() * 1000)
+        for conn in (self.oc, self.md):
+            if not conn.connect():
+                raise EngineError(f"cannot connect {conn.name} websocket {conn.url}: {conn.last_error}")
+        lim = self.kill.limits
+        clean, attempts = startup_cancel_all(self._fetch_open_orders, self._cancel_http,
+                                             attempts=lim.cancel_all_attempts,
+                                             interval_s=lim.cancel_all_interval_ms / 1000.0)
+        if not clean:
+            raise EngineError(f"open orders remain after {attempts} cancel-all attempts")
+        if self.cfg.engine.dead_man_s > 0:
+            self._arm_dead_man_http()
+        self._sync_account(initial=True)
+        self._refresh_rate_limit(self._clock())
+        self.pipeline.quoting = True
+        log.info("engine ready: %s asset=%d szDecimals=%d account=%s position=%+.6g account_value=%.2f",
+                 self.coin, self.asset, self.sz_decimals, self.user, self.position0, self.account_value0)
+
+    def _build_kernels(self) -> None:
+        cfg = self.cfg
+        q, imp, cal = cfg.quoting, cfg.impulse, cfg.calibration
+        self.book = Book(self.coin, self.sz_decimals)
+        self.tape = Tape(self.sz_decimals, 4096, tuple(sorted(self.liquidators)))
+        self.router = FrameRouter(self.book, self.tape, self.coin)
+        self.user_router = FrameRouter(None, None, self.coin)  # decode + channel code for user streams
+        self.quoter = Quoter(self.sz_decimals, q.levels, min_notional_safety=q.min_notional_safety)
+        budget = ExecutionBudget(initial=imp.initial_tokens if imp.enabled else math.inf,
+                                 max_tokens=imp.max_tokens, reserve=imp.emergency_reserve,
+                                 reward_per_1000=imp.reward_per_1000, reward_floor=imp.reward_floor,
+                                 bulk_discount=imp.bulk_discount, enabled=imp.enabled)
+        filt = ImpulseFilter(threshold=imp.delta_lambda_threshold,
+                             lock_threshold=imp.lock_threshold if imp.enabled else 1.0,
+                             lock_override_bps=imp.lock_override_bps, enabled=imp.enabled,
+                             min_gain=imp.min_gain)
+        self.reconciler = Reconciler(max_orders=MAX_ORDERS, max_levels=q.levels,
+                                     match_tolerance_ticks=imp.match_tolerance_ticks,
+                                     match_tolerance_bps=imp.match_tolerance_bps,
+                                     size_tolerance=imp.size_tolerance, sz_decimals=self.sz_decimals,
+                                     horizon=imp.horizon_s, budget=budget, impulse_filter=filt)
+        self.budget = budget
+        self.calibration = Calibration(target_fills_per_hour=cal.target_fills_per_hour, floor=cal.floor,
+                                       lookback_s=cal.lookback_s, enabled=cal.enabled)
+        self.pipeline = Pipeline(
+            self.book, quoter=self.quoter, reconciler=self.reconciler, tape=self.tape, router=self.router,
+            vol=Volatility(prior=q.sigma_prior),
+            drift=Drift(),
+            fill_intensity=FillIntensity(self.book.unit, kappa0=q.kappa_prior, a0=q.a_prior),
+            cascade=CascadeDetector(),
+            latency=LatencyEwma(),
+            target=TargetLiquidity(max_levels=q.levels, leverage=q.leverage,
+                                   min_notional_safety=q.min_notional_safety),
+            calibration=self.calibration,
+            gamma=q.gamma, sigma_ref=q.sigma_prior, fee_maker=q.fee_maker_bps * 1e-4,
+            min_spread=q.min_spread_bps * 1e-4, horizon=q.horizon_s, half_spread_mult=q.half_spread_mult,
+            skew_mult=q.skew_mult, glft_mode=q.glft_mode,
+            user_cap=q.target_size if q.target_size > 0 else math.inf,
+            max_position=cfg.risk.max_position,
+        )
+        self.orders = OrderStateMachine(MAX_ORDERS, listener=self.reconciler, coin=self.coin,
+                                        px_decimals=self.px_decimals, sz_decimals=self.sz_decimals,
+                                        displayed_size=self._displayed_excluding_own)
+        self.position0 = 0.0
+        self.account_value0 = 0.0
+        self.mid0 = 0.0
+
+    def _displayed_excluding_own(self, side: int, px_ticks: int) -> float:
+        # the book shows our order too once it rests; the queue ahead excludes it
+        shown = self.book.size_at(side, px_ticks)
+        own = 0.0
+        for rec in self.orders.live():
+            if rec.side == side and rec.px_ticks == px_ticks and rec.acked:
+                own += float(rec.remaining)
+        return max(0.0, shown - own)
+
+    def _fetch_open_orders(self) -> list[dict]:
+        rows = self._info({"type": "openOrders", "user": self.user, "dex": ""})
+        return [r for r in rows if r.get("coin") == self.coin]
+
+    def _cancel_http(self, rows: list[dict]) -> None:
+        """Cancel these open-order rows by oid over HTTP (start-up / shutdown / resync path)."""
+        for i in range(0, len(rows), 200):
+            chunk = rows[i:i + 200]
+            payload = self.signer.cancel(self.asset, [int(r["oid"]) for r in chunk])
+            self.rate.record("cancel", len(chunk), self._clock())
+            self._count_action("cancel", len(chunk))
+            self.http.exchange(payload)
+
+    def _sync_account(self, initial: bool = False) -> None:
+        """Position and account value from clearinghouseState; exchange limits from it."""
+        now = self._clock()
+        state = self._info({"type": "clearinghouseState", "user": self.user, "dex": ""})
+        szi = 0.0
+        for ap in state.get("assetPositions", ()):
+            pos = ap.get("position", {})
+            if pos.get("coin") == self.coin:
+                szi = float(pos.get("szi", 0.0))
+        account_value = float(state.get("marginSummary", {}).get("accountValue", 0.0))
+        mid = self._mid_http() if initial or not self.book.n_bids else self.book.mid()
+        if initial:
+            self.position0 = szi
+            self.account_value0 = account_value
+            self.mid0 = mid
+        else:
+            local = self.position
+            if abs(local - szi) > 10 ** -self.sz_decimals / 2:
+                log.warning("resync: exchange position %+.6g differs from local %+.6g; adopting the exchange's",
+                            szi, local)
+                self.position0 += szi - local
+        lev = min(self.cfg.quoting.leverage, self.max_leverage)
+        self.exch_limits.update_from_clearinghouse(state, self.coin, mid, lev, now)
+        self._apply_state_to_pipeline(now)
+
+    def _mid_http(self) -> float:
+        mids = self._info({"type": "allMids", "dex": ""})
+        try:
+            return float(mids[self.coin])
+        except (KeyError, TypeError, ValueError):
+            raise EngineError(f"no mid for {self.coin}") from None
+
+    def _refresh_rate_limit(self, now: float) -> None:
+        try:
+            self.rate.refresh(self._info({"type": "userRateLimit", "user": self.user}))
+        except (OSError, HttpError, ValueError) as exc:
+            log.warning("userRateLimit refresh failed: %s", exc)
+
+    # =========================================================================================
+    # accounting views
+    # =========================================================================================
+    @property
+    def position(self) -> float:
+        return self.position0 + (self.orders.position if self.orders is not None else 0.0)
+
+    def mark(self) -> float:
+        mid = self.book.mid() if self.book.n_bids and self.book.n_asks else float("nan")
+        return mid if math.isfinite(mid) else self.mid0
+
+    def pnl(self) -> float:
+        """Session PnL marked to mid, after fees (the start position is marked from its start mid)."""
+        mid = self.mark()
+        o = self.orders
+        return o.cash + o.position * mid + self.position0 * (mid - self.mid0)
+
+    def equity(self) -> float:
+        return self.account_value0 + self.pnl()
+
+    def resting_count(self) -> int:
+        return sum(1 for r in self.orders.live() if r.state != OrderState.PENDING_NEW or r.acked)
+
+    def _apply_state_to_pipeline(self, now: float) -> None:
+        p = self.pipeline
+        p.position = self.position
+        p.account_value = max(0.0, self.equity())
+        cap_buy, cap_sell = self.exch_limits.caps(now)
+        p.exch_cap_bid = cap_buy
+        p.exch_cap_ask = cap_sell
+        while self._fill_times and self._fill_times[0] < now - FILL_RATE_WINDOW_S:
+            self._fill_times.popleft()
+        span = min(FILL_RATE_WINDOW_S, max(1.0, now - self._started_at))
+        p.fill_rate = len(self._fill_times) / span
+
+    # =========================================================================================
+    # the loop
+    # =========================================================================================
+    def run(self, seconds: float | None = None) -> Summary:
+        """setup() must have run. Loops until `seconds` pass, a stop is requested, or a fatal error."""
+        eng = self.cfg.engine
+        if self.install_signals:
+            self._install_signal_handlers()
+        if eng.pin_core >= 0 and hasattr(os, "sched_setaffinity"):
+            try:
+                os.sched_setaffinity(0, {eng.pin_core})
+            except OSError as exc:
+                log.warning("cannot pin to core %d: %s", eng.pin_core, exc)
+        if eng.gc_mode in ("off", "freeze"):
+            gc.collect()
+            if eng.gc_mode == "freeze":
+                gc.freeze()  # start-up objects leave the collector's view
+            gc.disable()
+        if self._metrics_port is not None or self.cfg.metrics.enabled:
+            self._start_metrics()
+        timeout_ms = 0 if eng.read_mode == "busy" else int(eng.poll_timeout_ms)
+        self._started_at = self._clock()
+        deadline = self._started_at + seconds if seconds else math.inf
+        self.exit_reason = "time limit"
+        gc_every = 0
+        try:
+            while not self._stop:
+                self._iterate(timeout_ms)
+                now = self._clock()
+                if now >= deadline:
+                    break
+                if eng.gc_mode == "off":
+                    continue
+                gc_every += 1
+                if eng.gc_mode == "freeze" and gc_every >= 20000:
+                    gc_every = 0
+                    gc.collect(0)  # young generation only, between frames
+        except KeyboardInterrupt:
+            self.exit_reason = "interrupted"
+        except Exception as exc:  # noqa: BLE001 - a bug must still end in cancel-all, not a crash
+            log.exception("engine loop failed; cancelling everything")
+            self.exit_reason = f"error: {type(exc).__name__}"
+        finally:
+            if eng.gc_mode != "on":
+                gc.enable()
+        return self.shutdown()
+
+    def step_for(self, seconds: float, until: Callable[[], bool] | None = None) -> bool:
+        """Run the loop for up to `seconds` without shutting down; stop early once `until()` is true.
+
+        For tests and tools that need to look at the engine mid-run. Returns whether `until` held."""
+        end = self._clock() + seconds
+        while self._clock() < end and not self._stop:
+            self._iterate(1)
+            if until is not None and until():
+                return True
+        return until is not None and until()
+
+    def _iterate(self, timeout_ms: int) -> None:
+        ready = self.poller.poll(timeout_ms)
+        if ready:
+            frames = self._frames
+            for conn in ready:
+                conn.read_frames(frames)
+                if not frames:
+                    continue
+                recv_ns = time.perf_counter_ns()
+                if conn is self.md:
+                    last = len(frames) - 1
+                    for i, raw in enumerate(frames):
+                        # a burst is applied whole; quotes are computed once, on its last frame
+                        self._on_market_frame(raw, recv_ns, i == last)
+                else:
+                    for raw in frames:
+                        self._on_user_frame(raw, recv_ns)
+                frames.clear()
+        now = self._clock()
+        if self.gateway.has_replies:
+            self._drain_replies(now)  # HTTP-path replies
+        if now >= self._next["hk"]:
+            self._housekeeping(now)
+
+    # ---- market data (hot path) ------------------------------------------------------------
+    def _on_market_frame(self, raw: bytes, recv_ns: int, run_cycle: bool = True) -> None:
+        p = self.pipeline
+        n = p.on_frame(raw, recv_ns, run_cycle)  # route + estimators + quote + reconcile, all in C
+        if n > 0:
+            self._send_actions(n, recv_ns)
+        ch = p.channel
+        if 0 < ch < CH_ORDER_UPDATES:  # l2Book, trades, bbo
+            self.ticks += 1
+            self._last_md_at = self._clock()
+        elif ch == CH_PONG:
+            self.md.on_pong()
+        elif ch == CH_MALFORMED:
+            self.malformed += 1
+
+    # ---- actions ---------------------------------------------------------------------------
+    def _send_actions(self, n: int, recv_ns: int) -> None:
+        rec = self.reconciler
+        orders = self.orders
+        now = self._clock()
+        t_sign = time.perf_counter_ns()
+        kinds = rec.act_kind.tolist()
+        slots = rec.act_slot.tolist()
+        sides = rec.act_side.tolist()
+        pxs = rec.act_px.tolist()
+        szs = rec.act_sz.tolist()
+        cancel_keys: list[str] = []
+        cancel_slots: list[int] = []
+        mod_cloids: list[str] = []
+        mod_rows: list[tuple[int, int, int, float]] = []
+        place_rows: list[tuple[int, int, float]] = []
+        for i in range(n):
+            kind = kinds[i]
+            if kind == ACT_CANCEL:
+                o = orders.by_slot(slots[i])
+                if o is not None and o.cloid is not None and o.state not in (OrderState.PENDING_CANCEL,):
+                    cancel_keys.append(o.cloid)
+                    cancel_slots.append(slots[i])
+            elif kind == ACT_MODIFY:
+                o = orders.by_slot(slots[i])
+                if o is not None and o.cloid is not None:
+                    mod_cloids.append(o.cloid)
+                    mod_rows.append((slots[i], sides[i], pxs[i], szs[i]))
+            else:
+                place_rows.append((sides[i], pxs[i], szs[i]))
+        first = True
+        if cancel_keys and self.rate.allow("cancel", len(cancel_keys), now):
+            payload = self.signer.sign_cancel_by_cloid_fast(self.asset, cancel_keys, len(cancel_keys))
+            if payload is not None:
+                for key, slot in zip(cancel_keys, cancel_slots, strict=True):
+                    orders.on_cancel_sent(key, now)
+                    rec.order_cancelling(slot)
+                first = self._post(payload, "cancel", ("cancel", cancel_keys), len(cancel_keys), recv_ns,
+                                   t_sign, first)
+        if self.gateway.in_flight >= MAX_IN_FLIGHT:
+            return  # the exchange allows 100 posts in flight; only cancels may queue beyond this
+        if mod_rows and self.rate.allow("modify", len(mod_rows), now):
+            targets = mod_cloids
+            payload = self.signer.sign_batch_modify_ticks(
+                self.asset, targets, [r[1] for r in mod_rows], [r[2] for r in mod_rows],
+                [r[3] for r in mod_rows], mod_cloids, len(mod_rows), self.px_decimals, self.sz_decimals, "Alo")
+            if payload is not None:
+                for cloid, (slot, side, px, sz) in zip(mod_cloids, mod_rows, strict=True):
+                    if orders.on_modify_sent(cloid, px, sz, now):
+                        rec.order_pending(slot, side, px, sz)
+                first = self._post(payload, "batchModify", ("modify", mod_cloids), len(mod_rows), recv_ns,
+                                   t_sign, first)
+        if place_rows and self.rate.allow("order", len(place_rows), now):
+            p_sides, p_px, p_sz, p_cloids = [], [], [], []
+            for side, px, sz in place_rows:
+                slot, cloid = orders.new_order(side, px, sz, now)
+                if slot < 0:
+                    break
+                p_sides.append(side)
+                p_px.append(px)
+                p_sz.append(sz)
+                p_cloids.append(cloid)
+            if p_cloids:
+                payload = self.signer.sign_bulk_orders_ticks(self.asset, p_sides, p_px, p_sz, p_cloids,
+                                                             len(p_cloids), self.px_decimals, self.sz_decimals,
+                                                             "Alo")
+                if payload is None:
+                    orders.on_place_batch_error(p_cloids, self.signer.last_error, now)
+                else:
+                    self._post(payload, "order", ("order", p_cloids), len(p_cloids), recv_ns, t_sign, first)
+
+    def _post(self, payload: dict, kind: str, context: tuple, n_items: int, recv_ns: int, t_sign: int,
+              first: bool) -> bool:
+        now_ns = time.perf_counter_ns()
+        if first:
+            self.h_sign.record(now_ns - t_sign)
+            if recv_ns:
+                self.h_t2o.record(now_ns - recv_ns)
+        self.rate.record("cancel" if kind == "cancel" else "modify" if kind == "batchModify" else
+                         "schedule_cancel" if kind == "scheduleCancel" else kind, n_items, self._clock())
+        self._count_action(kind, n_items)
+        self.gateway.send_action(payload, kind, context, n_items)
+        return False
+
+    def _count_action(self, kind: str, n_items: int) -> None:
+        self.actions_by_type[kind] = self.actions_by_type.get(kind, 0) + 1
+        self.items_by_type[kind] = self.items_by_type.get(kind, 0) + n_items
+
+    def cancel_all_live(self, reason: str) -> int:
+        """Cancel every live order now (risk trip / shutdown), paid from the emergency budget."""
+        orders, rec = self.orders, self.reconciler
+        now = self._clock()
+        keys, slots = [], []
+        for o in orders.live():
+            if o.cloid is None and o.oid is None:
+                continue
+            keys.append(o.cloid if o.cloid is not None else o.oid)
+            slots.append(o.slot)
+        if not keys:
+            return 0
+        self.budget.emergency_spend(len(keys))
+        by_cloid = [k for k in keys if isinstance(k, str)]
+        by_oid = [k for k in keys if isinstance(k, int)]
+        for key, slot in zip(keys, slots, strict=True):
+            orders.on_cancel_sent(key, now)
+            if slot >= 0:
+                rec.order_cancelling(slot)
+        for i in range(0, len(by_cloid), 200):
+            chunk = by_cloid[i:i + 200]
+            payload = self.signer.sign_cancel_by_cloid_fast(self.asset, chunk, len(chunk))
+            if payload is not None:
+                self._post(payload, "cancel", ("cancel", chunk), len(chunk), 0, 0, False)
+        for i in range(0, len(by_oid), 200):
+            chunk = by_oid[i:i + 200]
+            payload = self.signer.sign_cancel_fast(self.asset, chunk, len(chunk))
+            if payload is not None:
+                self._post(payload, "cancel", ("cancel", chunk), len(chunk), 0, 0, False)
+        log.info("cancel-all (%s): %d orders", reason, len(keys))
+        return len(keys)
+
+    # ---- order / user streams ---------------------------------------------------------------
+    def _on_user_frame(self, raw: bytes, recv_ns: int) -> None:
+        ch = self.user_router.on_frame(raw)
+        data = self.user_router.payload
+        t = self._clock()
+        if ch == CH_POST:
+            self.gateway.on_post(data)
+            self._drain_replies(t)
+            return
+        orders = self.orders
+        position_before = orders.position
+        if ch == CH_ORDER_UPDATES:
+            if isinstance(data, list):
+                for row in data:
+                    orders.on_order_update(row, t)
+        elif ch == CH_USER_FILLS:
+            if isinstance(data, dict):
+                snapshot = bool(data.get("isSnapshot"))
+                for fill in data.get("fills", ()):
+                    self._on_fill(fill, t, snapshot)
+        elif ch == CH_USER:
+            if isinstance(data, dict):
+                for fill in data.get("fills", ()):
+                    self._on_fill(fill, t, False)
+        elif ch == CH_PONG:
+            self.oc.on_pong()
+            return
+        elif ch == CH_MALFORMED:
+            self.malformed += 1
+            return
+        elif ch == CH_ERROR:
+            if self.gateway.on_channel_error(str(data)) is None:
+                log.warning("websocket error frame: %.200s", data)
+            self._drain_replies(t)
+            return
+        else:
+            return
+        self._after_order_events(t, orders.position != position_before)
+
+    def _on_fill(self, fill: Any, t: float, snapshot: bool) -> None:
+        if not isinstance(fill, dict):
+            self.malformed += 1
+            return
+        if snapshot:
+            try:  # a subscription snapshot replays history: only fills of this session count
+                if int(fill.get("time", 0)) < self._session_start_ms:
+                    return
+            except (TypeError, ValueError):
+                return
+        if self.orders.on_fill(fill, t):
+            try:
+                notional = float(fill["px"]) * float(fill["sz"])
+            except (KeyError, TypeError, ValueError):
+                notional = 0.0
+            self.budget.on_fill(notional)
+            self.calibration.on_fill(t)
+            self.rate.on_volume(notional)
+            self._fill_times.append(t)
+
+    def _after_order_events(self, t: float, position_changed: bool) -> None:
+        orders = self.orders
+        if orders.rejects != self._last_order_rejects:
+            new = orders.rejects - self._last_order_rejects
+            self._last_order_rejects = orders.rejects
+            self.rejects += new
+            self.kill.on_reject(t, new)
+            reason = (orders.last_reject or "unknown").split(" asset=")[0][:60]
+            self.rejects_by_reason[reason] = self.rejects_by_reason.get(reason, 0) + new
+            if is_rate_limit_error(orders.last_reject):
+                self.kill.on_rate_limit_error(t)
+        stale = orders.drain_cancels()
+        if stale:
+            self._cancel_keys([c if c is not None else o for o, c in stale])
+        if position_changed:
+            self._apply_state_to_pipeline(t)
+            self._check_risk(t)
+            if self.pipeline.quoting:
+                n = self.pipeline.cycle(time.perf_counter_ns() / 1e9)
+                if n > 0:
+                    self._send_actions(n, 0)
+
+    def _cancel_keys(self, keys: list) -> None:
+        by_cloid = [k for k in keys if isinstance(k, str)]
+        by_oid = [k for k in keys if isinstance(k, int)]
+        now = self._clock()
+        for k in keys:
+            self.orders.on_cancel_sent(k, now)
+        if by_cloid:
+            payload = self.signer.sign_cancel_by_cloid_fast(self.asset, by_cloid[:200], len(by_cloid[:200]))
+            if payload is not None:
+                self._post(payload, "cancel", ("cancel", by_cloid[:200]), len(by_cloid[:200]), 0, 0, False)
+        if by_oid:
+            payload = self.signer.sign_cancel_fast(self.asset, by_oid[:200], len(by_oid[:200]))
+            if payload is not None:
+                self._post(payload, "cancel", ("cancel", by_oid[:200]), len(by_oid[:200]), 0, 0, False)
+
+    def _drain_replies(self, t: float) -> None:
+        for reply in self.gateway.drain():
+            self._on_reply(reply, t)
+
+    def _on_reply(self, reply: PostReply, t: float) -> None:
+        self.h_rtt.record(int(reply.rtt_ms * 1e6))
+        if reply.rtt_ms > 0:
+            self.pipeline.latency.update(t, reply.rtt_ms)
+        ctx = reply.context
+        body = reply.body if reply.ok else {"status": "err", "response": reply.error}
+        if reply.error and is_rate_limit_error(reply.error):
+            self.rate.on_rate_limited(t)
+            self.kill.on_rate_limit_error(t)
+        elif reply.ok:
+            self.rate.on_action_ok(t)
+        if not reply.ok and reply.error:
+            log.warning("%s action failed: %.200s", reply.kind, reply.error)
+        position_before = self.orders.position
+        if isinstance(ctx, tuple):
+            what, keys = ctx
+            if what == "order":
+                self.orders.on_order_response(keys, body, t)
+            elif what == "cancel":
+                self.orders.on_cancel_response(keys, body, t)
+            elif what == "modify":
+                self.orders.on_modify_response(keys, body, t)
+        elif ctx == "deadman":
+            if not reply.ok:
+                self._deadman_failures += 1
+                if self._deadman_failures == 1:
+                    log.warning("scheduleCancel refused: %.200s", reply.error)
+            else:
+                self._deadman_failures = 0
+        if reply.body is None and not reply.ok and isinstance(ctx, tuple):
+            self._needs_resync = True  # transport failure: the action's fate is unknown
+        self._after_order_events(t, self.orders.position != position_before)
+
+    # ---- risk ------------------------------------------------------------------------------
+    def _check_risk(self, now: float) -> Trip | None:
+        p = self.pipeline
+        trip = self.kill.step(now, position=self.position, mid=self.mark(), equity=self.equity(),
+                              last_market_data_at=self._last_md_at, cascade_pull=bool(p.cascade.pull))
+        if trip is not None:
+            self._on_trip(trip)
+        quoting = self.kill.quoting_allowed and not self._stop
+        if quoting and not p.quoting:
+            log.info("quoting resumes")
+        p.quoting = quoting
+        return trip
+
+    def _on_trip(self, trip: Trip) -> None:
+        self.pipeline.quoting = False
+        self.cancel_all_live(f"kill switch {trip.reason}")
+
+    def trip_kill_switch(self, reason: str = "manual", detail: str = "requested") -> None:
+        """Trip the kill switch from outside the loop's checks (operator / tests)."""
+        self._on_trip(self.kill.force(reason, detail, self._clock()))
+
+    # ---- housekeeping ----------------------------------------------------------------------
+    def _housekeeping(self, now: float) -> None:
+        nxt = self._next
+        nxt["hk"] = now + HOUSEKEEPING_S
+        for conn in self.conns:
+            if conn.connected:
+                conn.heartbeat(now)
+                conn.flush()
+            elif conn.due_for_reconnect(now):
+                self._reconnect(conn)
+        lost = self.gateway.expire(now)
+        if lost:
+            log.warning("%d posts got no reply within %.1fs; resync", len(lost), self.gateway.post_timeout_s)
+            self._needs_resync = True
+        if self._needs_resync and self.oc.connected and self.md.connected:
+            self._resync(now)
+        if now >= nxt["risk"]:
+            nxt["risk"] = now + RISK_CHECK_S
+            self._apply_state_to_pipeline(now)
+            self._check_risk(now)
+        if now >= nxt["deadman"] and self.cfg.engine.dead_man_s > 0 and self._deadman_failures < 3:
+            if nxt["deadman"] > 0:  # the first arming happened at start-up
+                self._arm_dead_man()
+            nxt["deadman"] = now + max(1.0, self.cfg.engine.dead_man_s / 3.0)
+        if now >= nxt["rate"]:
+            nxt["rate"] = now + RATE_REFRESH_S
+            if nxt["rate"] > RATE_REFRESH_S + 1:  # not on the first pass (setup just refreshed)
+                self._refresh_rate_limit(now)
+        if now >= nxt["limits"]:
+            nxt["limits"] = now + LIMITS_REFRESH_S
+            if now - self._started_at > 1.0:
+                try:
+                    self._sync_account()
+                except (OSError, HttpError, ValueError, EngineError) as exc:
+                    log.warning("account refresh failed: %s", exc)
+        if self.cfg.engine.hjb_validate_s > 0 and now >= nxt["hjb"]:
+            nxt["hjb"] = now + self.cfg.engine.hjb_validate_s
+            self._validate_hjb()
+        if self.metrics_exporter is not None and now >= nxt["metrics"]:
+            nxt["metrics"] = now + self.cfg.metrics.snapshot_interval_s
+            self.metrics_exporter.publish(self.snapshot())
+        if self.status_stream is not None and self.cfg.engine.status_interval_s > 0 and now >= nxt["status"]:
+            nxt["status"] = now + self.cfg.engine.status_interval_s
+            self.status_stream.write("\r" + self.status_line() + "\x1b[K")
+            self.status_stream.flush()
+
+    def _arm_dead_man(self) -> None:
+        when = int(time.time() * 1000 + self.cfg.engine.dead_man_s * 1000)
+        if self.cfg.engine.dead_man_s < 5.0:
+            when = int(time.time() * 1000 + 5000)  # the exchange minimum
+        payload = self.signer.schedule_cancel(when)
+        self._count_action("scheduleCancel", 1)
+        self.rate.record("schedule_cancel", 1, self._clock())
+        self.gateway.send_action(payload, "scheduleCancel", "deadman", 1)
+
+    def _arm_dead_man_http(self) -> None:
+        """Arm the dead-man's switch before the first quote (blocking, start-up only)."""
+        when = int(time.time() * 1000 + max(5.0, self.cfg.engine.dead_man_s) * 1000)
+        self._count_action("scheduleCancel", 1)
+        self.rate.record("schedule_cancel", 1, self._clock())
+        try:
+            reply = self.http.exchange(self.signer.schedule_cancel(when))
+        except (OSError, HttpError, ValueError) as exc:
+            log.warning("scheduleCancel at start-up failed: %s", exc)
+            return
+        if isinstance(reply, dict) and reply.get("status") != "ok":
+            self._deadman_failures += 1
+            log.warning("scheduleCancel refused: %.200s", reply.get("response"))
+
+    def _validate_hjb(self) -> None:
+        """Background check: the heuristic's objective gap to the continuous HJB optimum (bp/s)."""
+        if not (self.book.n_bids and self.book.n_asks):
+            return
+        p = self.pipeline
+        unit = max(p.target.min_size, 10 ** -self.sz_decimals)
+        q_max = max(self.cfg.risk.max_position / unit, 1.0)
+        base_bps = (self.quoter.delta_bid + self.quoter.delta_ask) * 1e4
+        state = HjbState(q=self.position / unit, q_max=q_max, drift_bps_s=p.drift.mu * 1e4,
+                         market_spread_bps=max(self.book.spread_bps(), 0.01), imbalance=self.book.imbalance(),
+                         base_spread_bps=base_bps if base_bps > 0 else 4.0,
+                         fee_taker_bps=self.cfg.quoting.fee_taker_bps)
+        try:
+            self.hjb_gap = float(hjb_heuristic_gap(state)[0])
+        except (ValueError, ArithmeticError) as exc:
+            log.debug("hjb validation skipped: %s", exc)
+
+    # ---- reconnect and resync ---------------------------------------------------------------
+    def _reconnect(self, conn: WsConnection) -> None:
+        if conn is self.oc:
+            for _ in self.gateway.fail_all_pending():
+                pass
+        ok = conn.connect()
+        if ok:
+            log.info("%s websocket reconnected (%d reconnects)", conn.name, conn.reconnects)
+            self._needs_resync = True
+        else:
+            log.warning("%s websocket reconnect failed: %s; next try in %.2fs", conn.name, conn.last_error,
+                        conn.next_attempt_at - self._clock())
+
+    def _resync(self, now: float) -> None:
+        """Open orders and position from /info: adopt-and-cancel unknown orders, drop vanished ones."""
+        self._needs_resync = False
+        self.resyncs += 1
+        p = self.pipeline
+        p.hold = True
+        try:
+            t_request = self._clock()
+            rows = self._fetch_open_orders()
+            to_cancel = self.orders.on_open_orders(rows, self._clock(), t_request)
+            if to_cancel:
+                log.info("resync: cancelling %d unknown/outlived orders", len(to_cancel))
+                self._cancel_keys([c if c is not None else o for o, c in to_cancel])
+            self._sync_account()
+        except (OSError, HttpError, ValueError, EngineError) as exc:
+            log.warning("resync failed (%s); retrying", exc)
+            self._needs_resync = True
+        finally:
+            p.hold = False
+
+    # ---- shutdown ---------------------------------------------------------------------------
+    def request_stop(self, reason: str = "stop requested") -> None:
+        self.exit_reason = reason
+        self._stop = True
+        if self.pipeline is not None:
+            self.pipeline.quoting = False
+
+    def _install_signal_handlers(self) -> None:
+        def handler(signum: int, frame: object) -> None:
+            self._signals += 1
+            if self._signals > 1:
+                os._exit(1)  # second signal: leave at once
+            self.request_stop(signal.Signals(signum).name)
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+    def shutdown(self) -> Summary:
+        """Stop quoting, cancel all, wait for acks (bounded), verify over HTTP, summarise."""
+        if self.pipeline is not None:
+            self.pipeline.quoting = False
+            self.pipeline.hold = True
+        if not self.exit_reason:
+            self.exit_reason = "stopped"
+        if self.orders is not None:
+            try:
+                self.cancel_all_live("shutdown")
+                end = self._clock() + SHUTDOWN_ACK_WAIT_S
+                while self._clock() < end and (self.gateway.in_flight or any(
+                        o.state == OrderState.PENDING_CANCEL for o in self.orders.live())):
+                    self._iterate(1)
+                lim = self.kill.limits
+                clean, _ = startup_cancel_all(self._fetch_open_orders, self._cancel_http,
+                                              attempts=lim.cancel_all_attempts,
+                                              interval_s=lim.cancel_all_interval_ms / 1000.0)
+                if not clean:
+                    log.error("shutdown: open orders remain on the exchange")
+                if self.cfg.engine.dead_man_s > 0:
+                    try:
+                        self.http.exchange(self.signer.schedule_cancel(None))
+                    except (OSError, HttpError, ValueError):
+                        pass
+            except (OSError, HttpError, ValueError) as exc:
+                log.error("shutdown cancel-all failed: %s", exc)
+        summary = self.summary()
+        try:
+            summary.resting_orders_at_exit = len(self._fetch_open_orders()) if self.orders is not None else 0
+        except (OSError, HttpError, ValueError) as exc:
+            log.warning("open orders at exit unknown: %s", exc)
+            summary.resting_orders_at_exit = -1
+        for conn in self.conns:
+            conn.close()
+        self.http.close()
+        if self.metrics_exporter is not None:
+            self.metrics_exporter.publish(self.snapshot())
+            self.metrics_exporter.stop()
+        if self.status_stream is not None and self.cfg.engine.status_interval_s > 0:
+            self.status_stream.write("\n")
+            self.status_stream.flush()
+        return summary
+
+    # ---- reporting --------------------------------------------------------------------------
+    def _start_metrics(self) -> None:
+        m = self.cfg.metrics
+        port = self._metrics_port if self._metrics_port is not None else m.port
+        exporter = MetricsExporter(m.host, port)
+        try:
+            exporter.start()
+        except OSError as exc:
+            log.warning("metrics exporter not started on %s:%d: %s", m.host, port, exc)
+            return
+        self.metrics_exporter = exporter
+        log.info("metrics on http://%s:%d/metrics", m.host, exporter.port)
+
+    def impulse_counters(self) -> dict[str, Any]:
+        rec, b = self.reconciler, self.budget
+        return {"filter_skipped": rec.filter_skipped, "locked": rec.locked, "budget_skipped": rec.budget_skipped,
+                "kept": rec.kept, "placed": rec.placed, "modified": rec.modified, "cancelled": rec.cancelled,
+                "budget_available": round(b.available, 3), "budget_utilization": round(b.utilization, 4)}
+
+    def summary(self) -> Summary:
+        o = self.orders
+        kill = self.kill.trip
+        return Summary(
+            seconds=self._clock() - self._started_at, coin=self.coin,
+            pnl=self.pnl() if o is not None else 0.0, fees=o.fees if o is not None else 0.0,
+            fills=o.fills if o is not None else 0, volume=o.volume if o is not None else 0.0,
+            position=self.position if o is not None else 0.0,
+            actions=dict(self.actions_by_type), action_items=dict(self.items_by_type),
+            impulse=self.impulse_counters() if o is not None else {},
+            ticks=self.ticks, quote_cycles=self.pipeline.cycles if self.pipeline is not None else 0,
+            tick_to_order_us=_hist_us(self.h_t2o),
+            stage_us={"decode": _hist_us(self.pipeline.hist_decode) if self.pipeline is not None else {},
+                      "quote": _hist_us(self.pipeline.hist_quote) if self.pipeline is not None else {},
+                      "sign": _hist_us(self.h_sign), "post_rtt": _hist_us(self.h_rtt)},
+            rejects=self.rejects, reconnects=sum(c.reconnects for c in self.conns),
+            malformed_frames=self.malformed, post_timeouts=self.gateway.stats.timeouts, resyncs=self.resyncs,
+            kill_switch=f"{kill.reason}: {kill.detail}" if kill is not None else None,
+            exit_reason=self.exit_reason,
+        )
+
+    def status_line(self) -> str:
+        o = self.orders
+        t2o = self.h_t2o
+        state = "QUOTING" if self.pipeline.quoting else (f"HALT {self.kill.trip.reason}" if self.kill.trip
+                                                         else "idle")
+        return (f"t={self._clock() - self._started_at:6.1f}s mid={self.mark():.6g} pos={self.position:+.5g} "
+                f"pnl={self.pnl():+.3f} fills={o.fills} rest={self.resting_count()} "
+                f"act={sum(self.actions_by_type.values())} t2o p50={t2o.quantile(0.5) / 1e3:.0f}us "
+                f"p99={t2o.quantile(0.99) / 1e3:.0f}us rej={self.rejects} "
+                f"reconn={sum(c.reconnects for c in self.conns)} {state}")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain values for the metrics exporter (built a few times a second, never per tick)."""
+        now = self._clock()
+        p, rec, b, cal = self.pipeline, self.reconciler, self.budget, self.calibration
+        mid = self.mark()
+        rate = self.rate
+        cap_buy, cap_sell = self.exch_limits.caps(now)
+        snap: dict[str, Any] = {
+            "mm_position": self.position, "mm_position_value_usd": abs(self.position) * mid,
+            "mm_pnl_usd": self.pnl(), "mm_fees_usd": self.orders.fees, "mm_volume_usd": self.orders.volume,
+            "mm_fills": self.orders.fills, "mm_orders_resting": self.resting_count(), "mm_mid": mid,
+            "mm_spread_bps": self.book.spread_bps() if self.book.n_bids and self.book.n_asks else 0.0,
+            "mm_ticks": self.ticks, "mm_quote_cycles": p.cycles, "mm_rejects": self.rejects,
+            "mm_ws_reconnects": sum(c.reconnects for c in self.conns), "mm_malformed_frames": self.malformed,
+            "mm_post_timeouts": self.gateway.stats.timeouts, "mm_post_rtt_ms": p.latency.value_ms,
+            "mm_kill_switch_active": 0 if self.kill.quoting_allowed else 1, "mm_quoting": int(p.quoting),
+            "mm_rate_budget_remaining": rate.address_remaining, "mm_rate_budget_cap": rate.address_cap,
+            "mm_rate_ip_headroom": 1.0 - rate.ip_weight_minute(now) / max(1, rate.ip_limit),
+            "mm_rate_cancels_only": int(not rate.allow("order", 1, now)),
+            "mm_impulse_budget_available": b.available, "mm_impulse_budget_utilization": b.utilization,
+            "mm_impulse_filter_blocked": rec.filter_skipped, "mm_impulse_queue_locked": rec.locked,
+            "mm_impulse_budget_skipped": rec.budget_skipped,
+            "mm_calibration_gamma_mult": cal.multiplier(p.last_t),
+            "mm_calibration_progress": cal.progress, "mm_calibration_fill_count": cal.fill_count,
+            "mm_calibration_complete": int(cal.progress >= 0.95),
+            "mm_exchange_limit_max_buy": cap_buy, "mm_exchange_limit_max_sell": cap_sell,
+            "mm_exchange_limit_age_seconds": (now - self.exch_limits.updated_at
+                                              if self.exch_limits.updated_at is not None else -1.0),
+            "mm_exchange_limit_safety_factor": self.exch_limits.safety_factor(now),
+            "mm_sigma": p.vol.sigma_eff, "mm_gamma_effective": p.gamma_eff,
+            "mm_actions": dict(self.actions_by_type), "mm_action_items": dict(self.items_by_type),
+            "mm_kill_switch_trips": {k: v for k, v in self.kill.trips_by_reason.items() if v},
+            "mm_rejects_by_reason": dict(self.rejects_by_reason),
+        }
+        if math.isfinite(self.hjb_gap):
+            snap["mm_hjb_heuristic_gap"] = self.hjb_gap
+        for name, h in (("mm_tick_to_order_seconds", self.h_t2o), ("mm_stage_decode_seconds", self.h_decode),
+                        ("mm_stage_quote_seconds", p.hist_quote), ("mm_stage_sign_seconds", self.h_sign),
+                        ("mm_post_rtt_seconds", self.h_rtt)):
+            snap[name] = (LATENCY_BOUNDS_S, h.cumulative(LATENCY_BOUNDS_NS), h.count, h.sum_ns / 1e9)
+        return snap
+
+
+def configure_logging(level: str = "INFO", json_lines: bool = False, stream: TextIO | None = None) -> None:
+    """One line per record; `json_lines` writes one JSON object per line."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if json_lines:
+        class JsonFormatter(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return orjson.dumps({"ts": round(record.created, 6), "level": record.levelname,
+                                     "logger": record.name, "msg": record.getMessage()}).decode()
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(level)
