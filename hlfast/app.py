@@ -69,17 +69,11 @@ def main_paper(argv: list[str]) -> int:
     paper = cfg.paper
     venue = VenueProcess(coins=(cfg.market.coin,), accounts=[(key.address, paper.usdc)], seed=paper.seed,
                          block_ms=paper.block_ms, latency_ms=paper.latency_ms, faults=paper.faults or None)
-    # A terminal Ctrl-C signals the whole process group; the venue must outlive it so the engine can
-    # still cancel its orders. A blocked signal mask is inherited by the child: it never sees SIGINT
-    # (VenueProcess.stop() ends it with SIGTERM).
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         base_url = venue.start()
     except (RuntimeError, OSError) as exc:
         print(f"hlfast paper: the local venue did not start: {exc}", file=sys.stderr)
         return 1
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     try:
         engine = Engine(cfg, key, base_url=base_url, install_signals=True,
                         status_stream=None if args.no_status else sys.stderr,

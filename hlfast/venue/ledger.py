@@ -96,7 +96,13 @@ class Ledger:
         return acct
 
     def find(self, address: Any) -> Account | None:
-        return self.accounts.get(str(address).lower()) if address is not None else None
+        """The account if it exists: traded already, or declared with a deposit at start."""
+        if address is None:
+            return None
+        key = str(address).lower()
+        if key not in self.accounts and key in self.deposits:
+            return self.account(key)
+        return self.accounts.get(key)
 
     # ---- leverage and margin -------------------------------------------------------------------------
 

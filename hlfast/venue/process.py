@@ -136,6 +136,9 @@ class VenueProcess:
             stdout=subprocess.PIPE,
             stderr=None if self.show_log else subprocess.DEVNULL,
             env=env,
+            # Its own session: a terminal Ctrl-C reaches the engine only, so the venue outlives it
+            # and the engine can still cancel its orders; stop() ends the venue with SIGTERM.
+            start_new_session=True,
         )
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(orjson.dumps(config))
