@@ -28,7 +28,6 @@ sys.path.insert(0, ROOT)
 
 from hlfast.estimators import CascadeDetector, Drift, FillIntensity, Hawkes, LatencyEwma, SvStats, Volatility  # noqa: E402
 from hlfast.hjb import HjbModel, HjbState, ValueFunction  # noqa: E402
-
 from tests.reference import hjb as hjb_ref  # noqa: E402
 from tests.reference.estimators import (  # noqa: E402
     CascadeDetectorRef,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hlfast.estimators import Drift, FillIntensity, LatencyEwma, SvStats, Volatility
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hlfast.estimators import Drift, FillIntensity, LatencyEwma, SvStats, Volatility
 from tests.reference.estimators import (
     DriftRef,
     FillIntensityRef,

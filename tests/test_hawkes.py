@@ -8,10 +8,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hlfast.estimators import CascadeDetector, Hawkes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hlfast.estimators import CascadeDetector, Hawkes
 from tests.reference.estimators import CascadeDetectorRef, HawkesRef
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -4,10 +4,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from hlfast.hjb import HjbModel, HjbState, ValueFunction, heuristic_gap
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hlfast.hjb import HjbModel, HjbState, ValueFunction, heuristic_gap
 from tests.reference import hjb as ref
 
 SANE = dict(phi=1e-4, horizon_s=600.0)  # ΔV(0) = −0.06 bp: depths of a few bp
