@@ -35,7 +35,7 @@ from hlfast.quoting import Calibration, Quoter, effective_gamma, floor_px_ticks,
 from tests.reference import quoting as ref  # noqa: E402
 
 HAS_ESTIMATORS = importlib.util.find_spec("hlfast.estimators") is not None
-RECORDING = "/work/shared/fixtures/hyperliquid/recorded_stream_btc_20250126.gz"
+RECORDING = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "hl_recorded_btc_20250126.gz")
 SZ_DECIMALS = 5
 GAMMA_BASE, SIGMA_REF, MAX_POSITION, POSITION = 0.1, 2.5e-4, 0.05, 0.01
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -17,9 +16,10 @@ from hlfast.pipeline import Pipeline, capacity
 from hlfast.quoting import Calibration, Quoter, TargetLiquidity
 from hlfast.reconcile import ACT_CANCEL, ExecutionBudget, Reconciler
 from hlfast.tape import Tape
+from tests.paths import HL_FIXTURES
 from tests.reference.pipeline import PipelineRef, side_capacity
 
-STREAM = Path("/work/shared/fixtures/hyperliquid/recorded_stream_btc_20250126.gz")
+STREAM = HL_FIXTURES / "recorded_stream_btc_20250126.gz"
 PARAMS = dict(gamma=0.1, sigma_ref=2.5e-4, fee_maker=1.5e-4, min_spread=1e-4, horizon=30.0)
 
 

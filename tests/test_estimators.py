@@ -4,7 +4,6 @@ from __future__ import annotations
 import gzip
 import math
 import random
-from pathlib import Path
 
 import orjson
 import pytest
@@ -12,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hlfast.estimators import Drift, FillIntensity, LatencyEwma, SvStats, Volatility
+from tests.paths import SHARED
 from tests.reference.estimators import (
     DriftRef,
     FillIntensityRef,
@@ -23,7 +23,6 @@ from tests.reference.estimators import (
     sv_batch,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 BINANCE = SHARED / "data" / "binance" / "btcusdt_20240808.gz"
 HL_STREAM = SHARED / "fixtures" / "hyperliquid" / "recorded_stream_btc_20250126.gz"
 

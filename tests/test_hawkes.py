@@ -4,7 +4,6 @@ from __future__ import annotations
 import gzip
 import math
 import random
-from pathlib import Path
 
 import orjson
 import pytest
@@ -12,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hlfast.estimators import CascadeDetector, Hawkes
+from tests.paths import SHARED
 from tests.reference.estimators import CascadeDetectorRef, HawkesRef
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 BINANCE = SHARED / "data" / "binance" / "btcusdt_20240808.gz"
 HL_STREAM = SHARED / "fixtures" / "hyperliquid" / "recorded_stream_btc_20250126.gz"
 

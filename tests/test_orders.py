@@ -5,16 +5,16 @@ import json
 import random
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hlfast.orders import LIVE_STATES, OrderState, OrderStateMachine
 from hlfast.signer import CloidGenerator
+from tests.paths import HL_FIXTURES
 from tests.reference.accounting import Accounting
 
-FIX = Path("/work/shared/fixtures/hyperliquid")
+FIX = HL_FIXTURES
 NEVER_PLACED = {"error": "Order was never placed, already canceled, or filled. asset=0"}
 S = OrderState
 

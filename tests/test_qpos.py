@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gzip
 import math
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -12,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hlfast.qpos import QueueTracker
+from tests.paths import HL_FIXTURES
 from tests.reference.qpos import QueueTrackerRef, execute_probability, touch_probability
 
-STREAM = Path("/work/shared/fixtures/hyperliquid/recorded_stream_btc_20250126.gz")
+STREAM = HL_FIXTURES / "recorded_stream_btc_20250126.gz"
 BTC_UNITS_PER_PRICE = 10  # szDecimals 5 -> finest price unit 0.1
 
 

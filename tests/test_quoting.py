@@ -4,7 +4,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -21,9 +20,10 @@ from hlfast.quoting import (
     px_wire,
     sz_wire,
 )
+from tests.paths import HL_FIXTURES
 from tests.reference import quoting as ref
 
-FIXTURES = Path("/work/shared/fixtures/hyperliquid")
+FIXTURES = HL_FIXTURES
 SAFE_VALUE = 15.0   # $10 minimum x 1.5 safety
 
 _quoters: dict[tuple, Quoter] = {}

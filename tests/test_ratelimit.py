@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hlfast.ratelimit import RateLimitTracker, is_address_rate_limit
+from tests.paths import HL_FIXTURES
 from tests.reference import ratelimit as ref
 
-FIX = Path("/work/shared/fixtures/hyperliquid")
+FIX = HL_FIXTURES
 
 
 def test_exchange_weights():

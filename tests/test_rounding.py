@@ -5,7 +5,6 @@ import gzip
 import json
 import math
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from hyperliquid.utils.signing import float_to_wire
@@ -21,9 +20,10 @@ from hlfast.quoting import (
     sz_wire,
     tick_at,
 )
+from tests.paths import HL_FIXTURES
 from tests.reference import quoting as ref
 
-FIXTURES = Path("/work/shared/fixtures/hyperliquid")
+FIXTURES = HL_FIXTURES
 SZ_DECIMALS = st.integers(min_value=0, max_value=6)
 
 

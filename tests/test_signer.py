@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import orjson
 import pytest
@@ -31,9 +30,10 @@ from hlfast.signer import (
     ticks_to_wire,
     ws_post_frame,
 )
+from tests.paths import HL_FIXTURES
 from tests.reference import signing as ref
 
-FIXTURE = Path("/work/shared/fixtures/hyperliquid/local_sdk_generated_exchange_requests.json")
+FIXTURE = HL_FIXTURES / "local_sdk_generated_exchange_requests.json"
 SECRET = "0x0123456789012345678901234567890123456789012345678901234567890123"
 KEY = PrivateKey.from_hex(SECRET)
 WALLET = Account.from_key(SECRET)

@@ -20,11 +20,12 @@ from hlfast.venue.auth import (
     recover_l1_signer,
 )
 from hlfast.venue.server import Venue, VenueConfig
+from tests.paths import HL_FIXTURES
 from tests.reference.venue_stub_source import make_static
 
 pytestmark = pytest.mark.timeout(60)
 
-FIXTURE = "/work/shared/fixtures/hyperliquid/local_sdk_generated_exchange_requests.json"
+FIXTURE = str(HL_FIXTURES / "local_sdk_generated_exchange_requests.json")
 KEY = "0x0123456789012345678901234567890123456789012345678901234567890123"
 WALLET = eth_account.Account.from_key(KEY)
 USER = WALLET.address.lower()
