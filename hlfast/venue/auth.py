@@ -59,6 +59,8 @@ def action_connection_id(
     data += nonce.to_bytes(8, "big")
     if vault_address is None:
         data += b"\x00"
+    elif not isinstance(vault_address, str):
+        raise TypeError("vaultAddress is not a string")
     else:
         data += b"\x01" + bytes.fromhex(vault_address[2:] if vault_address.startswith("0x") else vault_address)
     if expires_after is not None:
@@ -93,10 +95,14 @@ def approve_agent_digest(action: dict[str, Any]) -> bytes:
 
 
 def _sig_int(value: Any) -> int:
+    """r or s: hex text (with or without 0x) or a JSON integer; anything else is unparsable."""
+    if isinstance(value, bool):
+        raise TypeError("boolean signature component")
     if isinstance(value, int):
         return value
-    text = str(value)
-    return int(text, 16) if text[:2] in ("0x", "0X") else int(text, 16)
+    if not isinstance(value, str):
+        raise TypeError("signature component is not a string")
+    return int(value, 16)
 
 
 def recover_address(digest: bytes, signature: Any) -> str:
@@ -104,9 +110,11 @@ def recover_address(digest: bytes, signature: Any) -> str:
     try:
         r = _sig_int(signature["r"])
         s = _sig_int(signature["s"])
-        v = int(signature["v"])
+        v = signature["v"]
     except (KeyError, TypeError, ValueError) as exc:
         raise SignatureError("unparsable signature") from exc
+    if not isinstance(v, int) or isinstance(v, bool):  # "27", 27.0 or false are not a recovery id
+        raise SignatureError("unparsable signature")
     if v >= 27:
         v -= 27
     if v not in (0, 1) or not (0 < r < SECP256K1_N) or not (0 < s < SECP256K1_N):
@@ -225,7 +233,9 @@ class Registry:
                 signer = recover_address(approve_agent_digest(action), body.get("signature"))
             else:
                 signer = recover_l1_signer(body, self.source)
-        except (SignatureError, KeyError, TypeError, ValueError):
+        except (SignatureError, KeyError, TypeError, ValueError, OverflowError, RecursionError):
+            # OverflowError: a negative or oversized chain id / nonce in a user-signed action;
+            # RecursionError: str() of a field nested ~1000 deep
             return AuthResult(None, None, "Unable to recover signer.")
         account = self.account_of(signer)
         if account is None:

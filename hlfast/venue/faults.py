@@ -9,10 +9,13 @@ Spec string (comma separated, all optional, off by default):
     http5xx=P           answer an HTTP request with 500 before handling it
     http429=P           answer an HTTP request with 429 (plain text) before handling it
     reject=P            reject an order inside an accepted action (per-order error)
+    reject_real=P       reject an order with one of the exchange's own per-order texts (margin, ALO cross,
+                        tick, min value), chosen at random
     ack_delay=P:S       delay an action reply by S seconds
     lost_reply=P        handle an action but never send its reply (HTTP: the connection is dropped)
     malformed=P         replace an outgoing market frame with a truncated, unparsable one
     stall=PERIOD:S      every PERIOD seconds, publish no market data for S seconds
+    burst=PERIOD:N      every PERIOD seconds, truncate the next N outgoing market frames (a malformed burst)
 """
 
 from __future__ import annotations
@@ -27,9 +30,17 @@ log = logging.getLogger("hlfast.venue.faults")
 
 PROBABILITY_KEYS = (
     "disconnect", "drop_user", "dup_user", "reorder_user", "http5xx", "http429", "reject", "lost_reply", "malformed",
+    "reject_real",
 )
 FAULT_LOG_SIZE = 10_000
 REJECT_TEXT = "Order rejected by venue fault injection."
+# The exchange's per-order texts (protocol.md §3.5); "{bbo}" is filled with the book's "<bid>@<ask>".
+REAL_REJECT_TEXTS = (
+    "Insufficient margin to place order.",
+    "Post only order would have immediately matched, bbo was {bbo}.",
+    "Price must be divisible by tick size.",
+    "Order must have minimum value of $10.",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,9 @@ class FaultSpec:
     malformed: float = 0.0
     stall_every: float = 0.0
     stall_s: float = 0.0
+    reject_real: float = 0.0
+    burst_every: float = 0.0
+    burst_frames: float = 0.0
 
     @property
     def active(self) -> bool:
@@ -112,8 +126,13 @@ def parse_fault_spec(text: str | None) -> FaultSpec:
             if period <= 0 or length < 0 or length >= period:
                 raise ValueError("fault stall: need PERIOD > 0 and 0 <= SECONDS < PERIOD")
             values["stall_every"], values["stall_s"] = period, length
+        elif key == "burst":
+            period, count = _pair(key, raw)
+            if period <= 0 or count < 1 or count != int(count):
+                raise ValueError("fault burst: need PERIOD > 0 and a whole number of frames N >= 1")
+            values["burst_every"], values["burst_frames"] = period, count
         else:
-            known = ", ".join(PROBABILITY_KEYS + ("disconnect_every", "ack_delay", "stall"))
+            known = ", ".join(PROBABILITY_KEYS + ("disconnect_every", "ack_delay", "stall", "burst"))
             raise ValueError(f"unknown fault {key!r}; known: {known}")
     return FaultSpec(**values)
 
@@ -140,6 +159,16 @@ class FaultInjector:
             return False
         self.record(kind, detail)
         return True
+
+    def reject_text(self, detail: str = "") -> str | None:
+        """The error text of an injected per-order reject, or None (reject first, then reject_real)."""
+        if self.roll("reject", detail):
+            return REJECT_TEXT
+        if self.spec.reject_real <= 0.0 or self._rng.random() >= self.spec.reject_real:
+            return None
+        text = self._rng.choice(REAL_REJECT_TEXTS)
+        self.record("reject_real", text.split(",")[0])
+        return text
 
     def ack_delay(self, detail: str = "") -> float:
         """Seconds to hold an action reply back (0 when no delay is injected)."""

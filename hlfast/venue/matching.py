@@ -24,6 +24,7 @@ from hlfast.venue.auth import keccak256
 from hlfast.venue.ledger import Ledger, format_scaled, format_usd
 
 BOOK_DEPTH = 20
+MAX_NUMBER_CHARS = 64  # longer decimal text is no price or size (and int() refuses > 4300 digits)
 MIN_ORDER_MICRO_USD = 10_000_000  # $10: lots × ticks is micro-USD
 MAX_OPEN_ORDERS = 1_000
 TID_MASK = (1 << 50) - 1
@@ -56,7 +57,7 @@ def parse_scaled(value: Any, decimals: int) -> int | None:
         text = value
     else:
         return None
-    if not text.isascii():
+    if not text.isascii() or len(text) > MAX_NUMBER_CHARS:
         return None
     whole, _, frac = text.partition(".")
     if not whole.isdigit() or (frac and not frac.isdigit()):
@@ -65,6 +66,14 @@ def parse_scaled(value: Any, decimals: int) -> int | None:
     if len(frac) > decimals:
         return None
     return int(whole) * 10**decimals + (int(frac.ljust(decimals, "0")) if frac else 0)
+
+
+def shown(value: Any) -> str:
+    """A client's value for an error text; str() of JSON nested ~1000 deep hits the recursion limit."""
+    try:
+        return str(value)
+    except RecursionError:
+        return "<nested too deeply>"
 
 
 def check_price(value: Any, px_decimals: int) -> tuple[int, str | None]:
@@ -339,7 +348,7 @@ class MatchingEngine:
             return {"error": ERR_ASSET}
         asset = wire.get("a")
         if not isinstance(asset, int) or isinstance(asset, bool) or not 0 <= asset < len(self.by_asset):
-            return {"error": f"{ERR_ASSET} asset={asset}"}
+            return {"error": f"{ERR_ASSET} asset={shown(asset)}"}
         book = self.by_asset[asset]
         suffix = f" asset={asset}"
         if forced_error is not None:
@@ -534,7 +543,7 @@ class MatchingEngine:
         self.now_ms = now_ms
         o = self._find(user, key, asset if isinstance(asset, int) else -1)
         if o is None:
-            return {"error": f"{ERR_CANCEL} asset={asset}"}
+            return {"error": f"{ERR_CANCEL} asset={shown(asset)}"}
         book = self.books[o.coin]
         self._unrest(book, o)
         self._status(book, o, status)

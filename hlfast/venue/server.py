@@ -23,7 +23,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from hlfast.venue.auth import Registry
-from hlfast.venue.faults import REJECT_TEXT, FaultInjector, FaultSpec, parse_fault_spec
+from hlfast.venue.faults import FaultInjector, FaultSpec, parse_fault_spec
 from hlfast.venue.ledger import Fees, Ledger, format_scaled, format_usd
 from hlfast.venue.matching import ASK, BID, MatchingEngine
 
@@ -42,6 +42,14 @@ USER_CHANNELS = {"orderUpdates", "userFills", "userEvents"}
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _echo(obj: Any) -> str:
+    """A request echoed in an error text (orjson refuses nesting deeper than 254, which the parser accepts)."""
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:
+        return "<nested too deeply>"
 
 
 def _err(text: str) -> dict[str, Any]:
@@ -75,6 +83,20 @@ class VenueConfig:
     request_budget_base: int = 10_000
     ip_weight_per_min: int = 0  # 0 = no IP weight limit
     start_ms: int | None = None  # first synthetic block time; None = wall clock
+    stamp_frames: bool = False  # record market-frame send / action receipt times (perf/loopback.py)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _valid_aggregation(n_sig: Any, mantissa: Any) -> bool:
+    """nSigFigs in {2..5} or null; mantissa in {1, 2, 5} or null, and only with nSigFigs 5."""
+    if n_sig is not None and not (_is_int(n_sig) and 2 <= n_sig <= 5):
+        return False
+    if mantissa is not None and not (_is_int(mantissa) and mantissa in (1, 2, 5) and n_sig == 5):
+        return False
+    return True
 
 
 def _aggregate(levels: list[tuple[int, int, int]], px_decimals: int, n_sig: int | None, mantissa: int | None,
@@ -123,6 +145,8 @@ class Venue:
         self.actions = 0
         self.source_ended = False
         self.scheduled: set[str] = set()
+        # (what, perf_counter_ns) when config.stamp_frames: "l2Book"/"trades" sent, or an action type received
+        self.stamps: list[tuple[str, int]] = []
         self.day_volume: dict[str, float] = {s.name: 0.0 for s in self.specs}
         self._meta = {
             "universe": [
@@ -246,10 +270,12 @@ class Venue:
         return {"coin": coin, "time": self.block_time_ms, "levels": sides}
 
     def _info_l2Book(self, body: dict[str, Any]) -> Any:
-        coin = body.get("coin")
+        coin, n_sig, mantissa = body.get("coin"), body.get("nSigFigs"), body.get("mantissa")
+        if not isinstance(coin, str) or not _valid_aggregation(n_sig, mantissa):
+            raise BadRequest(BAD_BODY_TEXT)
         if coin not in self.spec_by_name:
             return None
-        return self.l2_book(coin, body.get("nSigFigs"), body.get("mantissa"))
+        return self.l2_book(coin, n_sig, mantissa)
 
     def _open_orders(self, user: str) -> list[Any]:
         return sorted((o for o in self.engine.orders.values() if o.user == user), key=lambda o: -o.oid)
@@ -276,9 +302,9 @@ class Venue:
     def _info_userFillsByTime(self, body: dict[str, Any]) -> Any:
         acct = self.ledger.find(self._user(body))
         start = body.get("startTime")
-        if not isinstance(start, int):
-            raise BadRequest(BAD_BODY_TEXT)
         end = body.get("endTime")
+        if not _is_int(start) or not (end is None or _is_int(end)):
+            raise BadRequest(BAD_BODY_TEXT)
         if acct is None:
             return []
         rows = [f for f in acct.fills if f["time"] >= start and (end is None or f["time"] <= end)]
@@ -310,12 +336,19 @@ class Venue:
 
     def _info_recentTrades(self, body: dict[str, Any]) -> Any:
         coin = body.get("coin")
+        if not isinstance(coin, str):
+            raise BadRequest(BAD_BODY_TEXT)
         if coin not in self.recent_trades:
             return []
         return list(self.recent_trades[coin])
 
     def _info_exchangeStatus(self, body: dict[str, Any]) -> Any:
         return {"time": now_ms(), "specialStatuses": None}
+
+    def _info_venueStamps(self, body: dict[str, Any]) -> Any:
+        """Venue-only extension: the send/receive stamps recorded so far (then cleared)."""
+        out, self.stamps = self.stamps, []
+        return out
 
     def _info_venueStats(self, body: dict[str, Any]) -> Any:
         """Venue-only extension: counters and the fault log, for tests and tooling."""
@@ -384,41 +417,50 @@ class Venue:
                 self.pending_trades.setdefault(coin, []).extend(rows)
             self.engine.public_trades = {}
 
-    def _list(self, action: dict[str, Any], key: str) -> list[Any]:
+    def _list(self, action: dict[str, Any], key: str, of_dicts: bool = False) -> list[Any]:
+        """The action's item list; checked whole before any item runs, so a 422 never follows a partial batch."""
         items = action.get(key)
-        if not isinstance(items, list):
+        if not isinstance(items, list) or (of_dicts and not all(isinstance(item, dict) for item in items)):
             raise BadRequest(BAD_BODY_TEXT)
         return items
+
+    def _forced_reject(self, account: str, wire: Any) -> str | None:
+        """An injected per-order reject text (None: no fault), with the book's bbo where the text needs it."""
+        if not self.faults.active:
+            return None
+        text = self.faults.reject_text(account)
+        if text is not None and "{bbo}" in text:
+            asset = wire.get("a") if isinstance(wire, dict) else None
+            bbo = "0.0@0.0"
+            if isinstance(asset, int) and 0 <= asset < len(self.engine.by_asset):
+                book = self.engine.by_asset[asset]
+                bid, ask = book.best(BID), book.best(ASK)
+                bbo = f"{format_scaled(bid or 0, book.px_decimals)}@{format_scaled(ask or 0, book.px_decimals)}"
+            text = text.replace("{bbo}", bbo)
+        return text
 
     def _action_order(self, account: str, action: dict[str, Any], wall: int) -> dict[str, Any]:
         statuses = []
         for wire in self._list(action, "orders"):
-            forced = REJECT_TEXT if self.faults.active and self.faults.roll("reject", account) else None
-            statuses.append(self.engine.place(account, wire, wall, forced))
+            statuses.append(self.engine.place(account, wire, wall, self._forced_reject(account, wire)))
         return _ok("order", statuses)
 
     def _action_cancel(self, account: str, action: dict[str, Any], wall: int) -> dict[str, Any]:
         statuses = []
-        for item in self._list(action, "cancels"):
-            if not isinstance(item, dict):
-                raise BadRequest(BAD_BODY_TEXT)
+        for item in self._list(action, "cancels", of_dicts=True):
             statuses.append(self.engine.cancel(account, item.get("a"), item.get("o"), wall))
         return _ok("cancel", statuses)
 
     def _action_cancelByCloid(self, account: str, action: dict[str, Any], wall: int) -> dict[str, Any]:
         statuses = []
-        for item in self._list(action, "cancels"):
-            if not isinstance(item, dict):
-                raise BadRequest(BAD_BODY_TEXT)
+        for item in self._list(action, "cancels", of_dicts=True):
             statuses.append(self.engine.cancel(account, item.get("asset"), item.get("cloid"), wall))
         return _ok("cancel", statuses)
 
     def _action_batchModify(self, account: str, action: dict[str, Any], wall: int) -> dict[str, Any]:
         statuses = []
-        for item in self._list(action, "modifies"):
-            if not isinstance(item, dict):
-                raise BadRequest(BAD_BODY_TEXT)
-            forced = REJECT_TEXT if self.faults.active and self.faults.roll("reject", account) else None
+        for item in self._list(action, "modifies", of_dicts=True):
+            forced = self._forced_reject(account, item.get("order"))
             if forced is not None:
                 statuses.append({"error": forced})
                 continue
@@ -499,6 +541,8 @@ class VenueServer:
         self.started = time.monotonic()
         self.stall_logged = False
         self.last_scheduled_disconnect = self.started
+        self.last_burst = self.started
+        self.burst_left = 0  # market frames still to truncate in the current malformed burst
         self._ip_windows: dict[str, list[int]] = {}
         self._rng = random.Random(self.config.seed ^ 0x1A7E)
         self._block_task: asyncio.Task | None = None
@@ -555,7 +599,9 @@ class VenueServer:
                 if conn.held is None and self.faults.roll("reorder_user", conn.peer):
                     conn.held = frame
                     return
-            elif self.faults.roll("malformed", conn.peer):
+            elif self.burst_left > 0 or self.faults.roll("malformed", conn.peer):
+                if self.burst_left > 0:
+                    self.burst_left -= 1
                 frame = frame[: max(1, len(frame) // 2)]
         self._enqueue(conn, frame)
         if user_message and conn.held is not None and conn.held is not frame:
@@ -591,6 +637,10 @@ class VenueServer:
                         await asyncio.sleep(wait)
                 await ws.send_frame(frame, WSMsgType.TEXT)
                 self.frames_sent += 1
+                if self.config.stamp_frames and frame.startswith(b'{"channel":"'):
+                    channel = frame[12:frame.find(b'"', 12)].decode()
+                    if channel in ("l2Book", "trades"):
+                        self.venue.stamps.append((channel, time.perf_counter_ns()))
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass
 
@@ -630,6 +680,7 @@ class VenueServer:
                 held, conn.held = conn.held, None
                 self._enqueue(conn, held)
         self._maybe_disconnect()
+        self._maybe_burst()
         if block is None:
             return
         elapsed = time.monotonic() - self.started
@@ -675,6 +726,13 @@ class VenueServer:
                 ("bbo", coin), {"channel": "bbo", "data": {"coin": coin, "time": venue.block_time_ms, "bbo": levels}}
             )
 
+    def _maybe_burst(self) -> None:
+        spec = self.faults.spec
+        if spec.burst_every > 0 and time.monotonic() - self.last_burst >= spec.burst_every:
+            self.last_burst = time.monotonic()
+            self.burst_left = int(spec.burst_frames)
+            self.faults.record("malformed_burst", f"next {self.burst_left} market frames truncated")
+
     def _maybe_disconnect(self) -> None:
         if not self.faults.active or not self.connections:
             return
@@ -701,6 +759,8 @@ class VenueServer:
         try:
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    if self.config.stamp_frames:
+                        self._stamp_action(msg.data)
                     if self.config.latency_ms or self.config.jitter_ms:
                         loop.call_later(self._delay(), self.on_ws_message, conn, msg.data)
                     else:
@@ -719,12 +779,27 @@ class VenueServer:
                 conn.writer.cancel()
         return ws
 
+    def _stamp_action(self, data: str | bytes) -> None:
+        now = time.perf_counter_ns()
+        raw = data.encode() if isinstance(data, str) else data
+        at = raw.find(b'"action":{"type":"')
+        if at >= 0:
+            start = at + 18
+            self.venue.stamps.append((raw[start:raw.find(b'"', start)].decode(errors="replace"), now))
+
     def _error_frame(self, conn: Connection, text: str) -> None:
         self._enqueue(conn, orjson.dumps({"channel": "error", "data": text}))
 
     def on_ws_message(self, conn: Connection, data: str | bytes) -> None:
         if conn.closed:
             return
+        try:
+            self._dispatch_ws(conn, data)
+        except Exception:  # a request the handlers did not foresee must not drop the client's connection
+            log.exception("websocket request failed")
+            self._error_frame(conn, "Internal error while handling the request")
+
+    def _dispatch_ws(self, conn: Connection, data: str | bytes) -> None:
         try:
             msg = orjson.loads(data)
             method = msg["method"] if isinstance(msg, dict) else None
@@ -744,11 +819,11 @@ class VenueServer:
     def _normalise(self, sub: dict[str, Any]) -> tuple[tuple, dict[str, Any]] | None:
         kind = sub.get("type")
         venue = self.venue
+        if not isinstance(kind, str) or ("coin" in sub and not isinstance(sub["coin"], str)):
+            return None
         if kind == "l2Book":
             coin, n_sig, mantissa = sub.get("coin"), sub.get("nSigFigs"), sub.get("mantissa")
-            if coin not in venue.spec_by_name or n_sig not in (None, 2, 3, 4, 5):
-                return None
-            if mantissa not in (None, 1, 2, 5) or (mantissa is not None and n_sig != 5):
+            if coin not in venue.spec_by_name or not _valid_aggregation(n_sig, mantissa):
                 return None
             return ("l2Book", coin, n_sig, mantissa), {"type": kind, "coin": coin, "nSigFigs": n_sig, "mantissa": mantissa}
         if kind in ("trades", "bbo"):
@@ -769,7 +844,7 @@ class VenueServer:
         return None
 
     def _ws_subscription(self, conn: Connection, method: str, sub: dict[str, Any]) -> None:
-        raw = orjson.dumps(sub).decode()
+        raw = _echo(sub)
         normal = self._normalise(sub)
         if normal is None:
             self._error_frame(conn, f"Invalid subscription: {raw}")
@@ -808,7 +883,7 @@ class VenueServer:
         req_id = msg.get("id")
         request = msg.get("request")
         if not isinstance(req_id, int) or not isinstance(request, dict):
-            self._error_frame(conn, f"Error parsing JSON into valid websocket request: {orjson.dumps(msg).decode()}")
+            self._error_frame(conn, f"Error parsing JSON into valid websocket request: {_echo(msg)}")
             return
         kind = request.get("type")
         payload = request.get("payload")
@@ -821,7 +896,7 @@ class VenueServer:
             self._enqueue(conn, orjson.dumps({"channel": "post", "data": {"id": req_id, "response": response}}))
             return
         if kind != "action":
-            self._error_frame(conn, f"Error parsing JSON into valid websocket request: {orjson.dumps(msg).decode()}")
+            self._error_frame(conn, f"Error parsing JSON into valid websocket request: {_echo(msg)}")
             return
         try:
             result = self.venue.exchange(payload)
