@@ -111,3 +111,8 @@ cdef class Book:
             return NAN
         return ((self.ask_px[0] * self.bid_sz[0] + self.bid_px[0] * self.ask_sz[0])
                 / ((self.bid_sz[0] + self.ask_sz[0]) * self.ticks_per_unit))
+
+    # --- commit steps shared by apply_l2 / apply_bbo and the raw-frame scanner in hlfast.frames ---
+    cdef int _commit_l2(self, int nb, int na, long long t) noexcept
+    cdef int _commit_bbo(self, bint has_b, long long bpx, double bsz, int bn,
+                         bint has_a, long long apx, double asz, int an, long long t) noexcept

@@ -250,6 +250,10 @@ cdef class Book:
             return self._reject(rc)
         if self._sbid_px[0] >= self._sask_px[0]:
             return self._reject(BOOK_REJ_CROSSED)
+        return self._commit_l2(nb, na, t)
+
+    cdef int _commit_l2(self, int nb, int na, long long t) noexcept:
+        """Swap fully checked scratch sides (nb bids, na asks) live as the snapshot at t."""
         self._bid_row = 1 - self._bid_row
         self._ask_row = 5 - self._ask_row
         self._bind()
@@ -279,9 +283,6 @@ cdef class Book:
         cdef int bn = 0
         cdef int an = 0
         cdef bint has_b, has_a
-        cdef int nb = 0
-        cdef int na = 0
-        cdef int i
         cdef int rc = self._check_header(d, &t)
         if rc != BOOK_OK:
             return self._reject(rc)
@@ -306,6 +307,14 @@ cdef class Book:
                 return self._reject(rc)
         if has_b and has_a and bpx >= apx:
             return self._reject(BOOK_REJ_CROSSED)
+        return self._commit_bbo(has_b, bpx, bsz, bn, has_a, apx, asz, an, t)
+
+    cdef int _commit_bbo(self, bint has_b, long long bpx, double bsz, int bn,
+                         bint has_a, long long apx, double asz, int an, long long t) noexcept:
+        """Merge a checked, uncrossed touch (a side is absent when has_* is False) at t."""
+        cdef int nb = 0
+        cdef int na = 0
+        cdef int i
         # Bids: new touch first, then surviving live levels strictly below it (or,
         # without a new bid, live levels strictly below a new best ask).
         if has_b:

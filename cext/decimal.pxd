@@ -30,6 +30,10 @@ cdef extern from "Python.h":
     bint c_str_is_compact_ascii "PyUnicode_IS_COMPACT_ASCII"(PyObject* obj)
     void* c_str_data "PyUnicode_DATA"(PyObject* obj)
     Py_ssize_t c_str_len "PyUnicode_GET_LENGTH"(PyObject* obj)
+    bint c_is_str_exact "PyUnicode_CheckExact"(PyObject* obj)
+    bint c_is_bytes_exact "PyBytes_CheckExact"(PyObject* obj)
+    char* c_bytes_data "PyBytes_AS_STRING"(PyObject* obj)
+    Py_ssize_t c_bytes_len "PyBytes_GET_SIZE"(PyObject* obj)
 
 
 cdef enum:

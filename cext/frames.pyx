@@ -1,15 +1,43 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Route Hyperliquid websocket frames: one orjson decode, then a channel switch.
+"""Route Hyperliquid websocket frames: one decode, then a channel switch.
 
 l2Book / bbo / trades for the router's coin are applied straight into the Book and
 Tape kernels; every other channel's decoded ``data`` is left in ``payload`` for the
 Python layer.  Malformed frames are counted by reason and never raise.
+
+The hot frames are first offered to a C scanner that reads the raw bytes directly
+(no Python object per level or trade).  It accepts only a strict subset of JSON --
+plain ASCII strings without escapes, 64-bit integers without fraction or exponent,
+the known keys of each object once each, "channel" before "data" -- and only frames
+the kernels would apply in full.  Anything else (other channels, unknown keys,
+rejects of any kind, other coins) leaves every state untouched and takes the orjson
+path, which decides exactly as before.
 """
 
+from libc.math cimport INFINITY, isfinite
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp
 from orjson import loads as _loads
 
 from hlfast.book cimport BOOK_REJ_WRONG_COIN, Book
-from hlfast.decimal cimport PyObject, c_dict_get, c_is_dict, c_is_list, c_list_item, c_list_len
+from hlfast.decimal cimport (
+    DEC_OK,
+    PyObject,
+    c_bytes_data,
+    c_bytes_len,
+    c_dict_get,
+    c_is_bytes_exact,
+    c_is_dict,
+    c_is_list,
+    c_is_str_exact,
+    c_list_item,
+    c_list_len,
+    c_str_data,
+    c_str_is_compact_ascii,
+    c_str_len,
+    dec_parse_double,
+    dec_parse_scaled,
+)
 from hlfast.tape cimport Tape
 
 CH_MALFORMED = FR_CH_MALFORMED
@@ -25,6 +53,7 @@ CH_PONG = FR_CH_PONG
 CH_SUB_RESPONSE = FR_CH_SUB_RESPONSE
 CH_ERROR = FR_CH_ERROR
 CH_ALL_MIDS = FR_CH_ALL_MIDS
+SCAN_MAX_TRADES = FR_SCAN_MAX_TRADES
 
 # Wire channel name -> code ("user" is the channel of the userEvents subscription).
 CHANNEL_CODES = {
@@ -66,10 +95,168 @@ cdef inline bint _other_coin(PyObject* obj, str coin) noexcept:
     return <object>c != coin
 
 
-cdef class FrameRouter:
-    """Dispatch frames of one coin's market-data / user connection."""
+# ---- raw-frame scanner: strict JSON subset over (p, end) byte ranges --------------------------
+# Value readers start on the value's first byte and return the position just past it, or
+# NULL when the input is outside the subset (the caller then falls back to orjson).
 
-    def __cinit__(self, Book book, Tape tape, str coin=None):
+cdef long long INT_N_MAX = 2147483647LL
+
+
+cdef inline const char* _skip_ws(const char* p, const char* end) noexcept nogil:
+    while p < end and (p[0] == c' ' or p[0] == c'\n' or p[0] == c'\r' or p[0] == c'\t'):
+        p += 1
+    return p
+
+
+cdef inline const char* _string(const char* p, const char* end, const char** s,
+                                Py_ssize_t* n) noexcept nogil:
+    """A string of printable ASCII without escapes; s/n receive its content."""
+    cdef const char* q
+    cdef unsigned char c
+    if p >= end or p[0] != c'"':
+        return NULL
+    q = p + 1
+    while q < end:
+        c = <unsigned char>q[0]
+        if c == 34:  # closing quote
+            s[0] = p + 1
+            n[0] = q - p - 1
+            return q + 1
+        if c == 92 or c < 32 or c >= 128:  # escape, control byte, non-ASCII
+            return NULL
+        q += 1
+    return NULL
+
+
+cdef inline const char* _key(const char* p, const char* end, const char** k,
+                             Py_ssize_t* kn) noexcept nogil:
+    """An object key and its colon; returns the start of the value."""
+    p = _string(p, end, k, kn)
+    if p == NULL:
+        return NULL
+    p = _skip_ws(p, end)
+    if p >= end or p[0] != c':':
+        return NULL
+    return _skip_ws(p + 1, end)
+
+
+cdef inline const char* _next_member(const char* p, const char* end, char close,
+                                     bint* done) noexcept nogil:
+    """After a value: ',' (done = False, returns the next member) or ``close`` (done = True)."""
+    p = _skip_ws(p, end)
+    if p >= end:
+        return NULL
+    if p[0] == close:
+        done[0] = True
+        return p + 1
+    if p[0] != c',':
+        return NULL
+    done[0] = False
+    return _skip_ws(p + 1, end)
+
+
+cdef inline const char* _integer(const char* p, const char* end, long long* out) noexcept nogil:
+    """A JSON integer of at most 18 digits (orjson makes it an int that fits int64)."""
+    cdef bint negative = False
+    cdef long long v = 0
+    cdef int digits = 0
+    cdef unsigned int d
+    if p < end and p[0] == c'-':
+        negative = True
+        p += 1
+    while p < end:
+        d = <unsigned int>(<unsigned char>p[0]) - 48u
+        if d > 9u:
+            break
+        if digits == 18 or (digits == 1 and v == 0):  # too long for certain / leading zero
+            return NULL
+        v = v * 10 + d
+        digits += 1
+        p += 1
+    if digits == 0 or (p < end and (p[0] == c'.' or p[0] == c'e' or p[0] == c'E')):
+        return NULL
+    out[0] = -v if negative else v
+    return p
+
+
+cdef inline bint _is_key(const char* k, Py_ssize_t kn, const char* name, Py_ssize_t n) noexcept nogil:
+    return kn == n and memcmp(k, name, n) == 0
+
+
+cdef const char* _level(const char* p, const char* end, int px_decimals,
+                        long long* px, double* sz, int* count) noexcept nogil:
+    """``{px, sz[, n]}`` that the Book would accept: px > 0 on the grid, 0 < sz finite."""
+    cdef const char* k
+    cdef const char* s
+    cdef Py_ssize_t kn, sn
+    cdef long long n = 0
+    cdef int seen = 0
+    cdef bint done = False
+    if p >= end or p[0] != c'{':
+        return NULL
+    p = _skip_ws(p + 1, end)
+    while not done:
+        p = _key(p, end, &k, &kn)
+        if p == NULL:
+            return NULL
+        if _is_key(k, kn, b"px", 2) and not seen & 1:
+            seen |= 1
+            p = _string(p, end, &s, &sn)
+            if p == NULL or dec_parse_scaled(s, sn, px_decimals, px) != DEC_OK or px[0] <= 0:
+                return NULL
+        elif _is_key(k, kn, b"sz", 2) and not seen & 2:
+            seen |= 2
+            p = _string(p, end, &s, &sn)
+            if p == NULL or dec_parse_double(s, sn, sz) != DEC_OK or not isfinite(sz[0]) or not sz[0] > 0.0:
+                return NULL
+        elif _is_key(k, kn, b"n", 1) and not seen & 4:
+            seen |= 4
+            p = _integer(p, end, &n)
+            if p == NULL or n < 0 or n > INT_N_MAX:
+                return NULL
+        else:
+            return NULL
+        p = _next_member(p, end, c'}', &done)
+        if p == NULL:
+            return NULL
+    if seen & 3 != 3:
+        return NULL
+    count[0] = <int>n
+    return p
+
+
+cdef const char* _side(const char* p, const char* end, int px_decimals, int capacity, bint is_bid,
+                       long long* px, double* sz, int* cnt, int* count) noexcept nogil:
+    """A non-empty side, strictly monotonic best first, into the given scratch arrays."""
+    cdef int i = 0
+    cdef bint done = False
+    if p >= end or p[0] != c'[':
+        return NULL
+    p = _skip_ws(p + 1, end)
+    while not done:
+        if i >= capacity:
+            return NULL
+        p = _level(p, end, px_decimals, &px[i], &sz[i], &cnt[i])
+        if p == NULL:
+            return NULL
+        if i > 0 and ((is_bid and px[i] >= px[i - 1]) or (not is_bid and px[i] <= px[i - 1])):
+            return NULL
+        i += 1
+        p = _next_member(p, end, c']', &done)
+        if p == NULL:
+            return NULL
+    count[0] = i
+    return p
+
+
+cdef class FrameRouter:
+    """Dispatch frames of one coin's market-data / user connection.
+
+    ``scan=False`` turns the raw-frame scanner off (every frame decoded by orjson); the
+    results are the same either way, ``scanned`` counts the frames the scanner handled.
+    """
+
+    def __cinit__(self, Book book, Tape tape, str coin=None, bint scan=True):
         if coin is None:
             if book is None:
                 raise ValueError("coin is required when book is None")
@@ -91,6 +278,18 @@ cdef class FrameRouter:
         cdef int i
         for i in range(FR_N_REJECT_REASONS):
             self._reject_counts[i] = 0
+        # The scanner compares the coin byte for byte, so it needs an ASCII name.
+        self.scan = scan and coin.isascii()
+        self.scanned = 0
+        self._coin_text = coin.encode("ascii") if self.scan else None
+        self._trades = NULL
+        if self.scan and tape is not None:
+            self._trades = <ScanTrade*>malloc(FR_SCAN_MAX_TRADES * sizeof(ScanTrade))
+            if self._trades == NULL:
+                raise MemoryError("trade row buffer")
+
+    def __dealloc__(self):
+        free(self._trades)
 
     cdef int _malformed(self, int reason) noexcept:
         self._reject_counts[reason] += 1
@@ -100,10 +299,26 @@ cdef class FrameRouter:
 
     cpdef int on_frame(self, object raw):
         """Decode one raw frame (bytes or str) and dispatch it; returns the channel code."""
+        cdef PyObject* r = <PyObject*>raw
+        cdef const char* text
+        cdef int code
         self.frames += 1
         self.payload = None
         self.applied = 0
         self.last_pushed = 0
+        if self.scan:
+            if c_is_bytes_exact(r):
+                text = c_bytes_data(r)
+                code = self._scan(text, text + c_bytes_len(r))
+            elif c_is_str_exact(r) and c_str_is_compact_ascii(r):
+                # A compact ASCII str's characters are exactly its UTF-8 bytes.
+                text = <const char*>c_str_data(r)
+                code = self._scan(text, text + c_str_len(r))
+            else:
+                code = FR_SCAN_FALLBACK
+            if code != FR_SCAN_FALLBACK:
+                self.scanned += 1
+                return code
         try:
             msg = _loads(raw)
         except Exception:
@@ -178,6 +393,277 @@ cdef class FrameRouter:
             return code
         self.payload = <object>data
         return code
+
+    # ---- raw-frame scanner ---------------------------------------------------------------------
+    cdef int _scan(self, const char* p, const char* end) noexcept:
+        """Apply a hot frame straight from its bytes; FR_SCAN_FALLBACK leaves all state as it was.
+
+        Everything is read and checked before anything is committed, so a frame the
+        scanner gives up on (anywhere, even in its last byte) is still whole for orjson.
+        """
+        cdef const char* k
+        cdef const char* s
+        cdef Py_ssize_t kn, sn
+        cdef int code, i
+        cdef int rows = 0
+        cdef ScanBook sb
+        cdef ScanTrade* row
+        p = _skip_ws(p, end)
+        if p >= end or p[0] != c'{':
+            return FR_SCAN_FALLBACK
+        p = _key(_skip_ws(p + 1, end), end, &k, &kn)
+        if p == NULL or not _is_key(k, kn, b"channel", 7):
+            return FR_SCAN_FALLBACK
+        p = _string(p, end, &s, &sn)
+        if p == NULL:
+            return FR_SCAN_FALLBACK
+        if _is_key(s, sn, b"l2Book", 6) and self.book is not None:
+            code = FR_CH_L2BOOK
+        elif _is_key(s, sn, b"bbo", 3) and self.book is not None:
+            code = FR_CH_BBO
+        elif _is_key(s, sn, b"trades", 6) and self.tape is not None:
+            code = FR_CH_TRADES
+        else:
+            return FR_SCAN_FALLBACK
+        p = _skip_ws(p, end)
+        if p >= end or p[0] != c',':
+            return FR_SCAN_FALLBACK
+        p = _key(_skip_ws(p + 1, end), end, &k, &kn)
+        if p == NULL or not _is_key(k, kn, b"data", 4):
+            return FR_SCAN_FALLBACK
+        if code == FR_CH_TRADES:
+            p = self._scan_trades(p, end, &rows)
+        else:
+            p = self._scan_book(p, end, code == FR_CH_BBO, &sb)
+        if p == NULL:
+            return FR_SCAN_FALLBACK
+        p = _skip_ws(p, end)
+        if p >= end or p[0] != c'}' or _skip_ws(p + 1, end) != end:
+            return FR_SCAN_FALLBACK
+        # Commit: the same kernel steps and router counters as the decoded path.
+        self.channel = code
+        if code == FR_CH_TRADES:
+            for i in range(rows):
+                row = &self._trades[i]
+                self.tape._push(row.t, row.px, row.sz, row.side, row.tid, row.liq)
+            self.last_pushed = rows
+            if rows > 0:
+                self.trade_updates += 1
+                self.trades_pushed += rows
+            return code
+        if code == FR_CH_L2BOOK:
+            self.book._commit_l2(sb.n_bids, sb.n_asks, sb.time_ms)
+        else:
+            self.book._commit_bbo(sb.has_bid, sb.bid_px, sb.bid_sz, sb.bid_n,
+                                  sb.has_ask, sb.ask_px, sb.ask_sz, sb.ask_n, sb.time_ms)
+        self.book_updates += 1
+        return code
+
+    cdef const char* _scan_book(self, const char* p, const char* end, bint is_bbo,
+                                ScanBook* out) noexcept:
+        """l2Book / bbo data: our coin, a time not older than the book's, levels that apply."""
+        cdef const char* k
+        cdef const char* s
+        cdef Py_ssize_t kn, sn
+        cdef int seen = 0
+        cdef int side
+        cdef bint done = False
+        cdef PyObject* coin = <PyObject*>self._coin_text
+        out.n_bids = out.n_asks = 0
+        out.has_bid = out.has_ask = False
+        out.bid_px = out.ask_px = 0
+        out.bid_sz = out.ask_sz = 0.0
+        out.bid_n = out.ask_n = 0
+        if p >= end or p[0] != c'{':
+            return NULL
+        p = _skip_ws(p + 1, end)
+        while not done:
+            p = _key(p, end, &k, &kn)
+            if p == NULL:
+                return NULL
+            if _is_key(k, kn, b"coin", 4) and not seen & 1:
+                seen |= 1
+                p = _string(p, end, &s, &sn)
+                if p == NULL or not _is_key(s, sn, c_bytes_data(coin), c_bytes_len(coin)):
+                    return NULL
+            elif _is_key(k, kn, b"time", 4) and not seen & 2:
+                seen |= 2
+                p = _integer(p, end, &out.time_ms)
+                if p == NULL:
+                    return NULL
+            elif not is_bbo and _is_key(k, kn, b"levels", 6) and not seen & 4:
+                seen |= 4
+                if p >= end or p[0] != c'[':
+                    return NULL
+                p = _side(_skip_ws(p + 1, end), end, self.book.px_decimals, self.book.capacity, True,
+                          self.book._sbid_px, self.book._sbid_sz, self.book._sbid_n, &out.n_bids)
+                if p == NULL:
+                    return NULL
+                p = _skip_ws(p, end)
+                if p >= end or p[0] != c',':
+                    return NULL
+                p = _side(_skip_ws(p + 1, end), end, self.book.px_decimals, self.book.capacity, False,
+                          self.book._sask_px, self.book._sask_sz, self.book._sask_n, &out.n_asks)
+                if p == NULL:
+                    return NULL
+                p = _skip_ws(p, end)
+                if p >= end or p[0] != c']':
+                    return NULL
+                if self.book._sbid_px[0] >= self.book._sask_px[0]:
+                    return NULL
+                p += 1
+            elif is_bbo and _is_key(k, kn, b"bbo", 3) and not seen & 4:
+                seen |= 4
+                if p >= end or p[0] != c'[':
+                    return NULL
+                p = _skip_ws(p + 1, end)
+                for side in range(2):
+                    if side == 1:
+                        p = _skip_ws(p, end)
+                        if p >= end or p[0] != c',':
+                            return NULL
+                        p = _skip_ws(p + 1, end)
+                    if end - p >= 4 and memcmp(p, b"null", 4) == 0:
+                        p += 4
+                        if side == 0:
+                            out.has_bid = False
+                        else:
+                            out.has_ask = False
+                    elif side == 0:
+                        out.has_bid = True
+                        p = _level(p, end, self.book.px_decimals, &out.bid_px, &out.bid_sz, &out.bid_n)
+                    else:
+                        out.has_ask = True
+                        p = _level(p, end, self.book.px_decimals, &out.ask_px, &out.ask_sz, &out.ask_n)
+                    if p == NULL:
+                        return NULL
+                p = _skip_ws(p, end)
+                if p >= end or p[0] != c']':
+                    return NULL
+                if not out.has_bid and not out.has_ask:
+                    return NULL
+                if out.has_bid and out.has_ask and out.bid_px >= out.ask_px:
+                    return NULL
+                p += 1
+            else:
+                return NULL
+            p = _next_member(p, end, c'}', &done)
+            if p == NULL:
+                return NULL
+        if seen != 7 or out.time_ms < self.book.time_ms:
+            return NULL
+        return p
+
+    cdef const char* _scan_trades(self, const char* p, const char* end, int* rows) noexcept:
+        """trades data: every row of our coin and pushable, times never going backwards."""
+        cdef double last_t = -INFINITY
+        cdef int i = 0
+        cdef bint done = False
+        if self.tape.total > 0:
+            last_t = self.tape._t[(self.tape.total - 1) % self.tape.capacity]
+        if p >= end or p[0] != c'[':
+            return NULL
+        p = _skip_ws(p + 1, end)
+        if p < end and p[0] == c']':
+            rows[0] = 0
+            return p + 1
+        while not done:
+            if i >= FR_SCAN_MAX_TRADES:
+                return NULL
+            p = self._scan_row(p, end, &self._trades[i])
+            if p == NULL or self._trades[i].t < last_t:
+                return NULL
+            last_t = self._trades[i].t
+            i += 1
+            p = _next_member(p, end, c']', &done)
+            if p == NULL:
+                return NULL
+        rows[0] = i
+        return p
+
+    cdef const char* _scan_row(self, const char* p, const char* end, ScanTrade* row) noexcept:
+        """One trade row with coin, side, px, sz, time, tid (hash and users optional)."""
+        cdef const char* k
+        cdef const char* s
+        cdef Py_ssize_t kn, sn
+        cdef int seen = 0
+        cdef long long t_ms = 0
+        cdef bint done = False
+        cdef bint users_done = False
+        cdef PyObject* coin = <PyObject*>self._coin_text
+        row.liq = False
+        if p >= end or p[0] != c'{':
+            return NULL
+        p = _skip_ws(p + 1, end)
+        while not done:
+            p = _key(p, end, &k, &kn)
+            if p == NULL:
+                return NULL
+            if _is_key(k, kn, b"coin", 4) and not seen & 1:
+                seen |= 1
+                p = _string(p, end, &s, &sn)
+                if p == NULL or not _is_key(s, sn, c_bytes_data(coin), c_bytes_len(coin)):
+                    return NULL
+            elif _is_key(k, kn, b"side", 4) and not seen & 2:
+                seen |= 2
+                p = _string(p, end, &s, &sn)
+                if p == NULL or sn != 1 or (s[0] != c'B' and s[0] != c'A'):
+                    return NULL
+                row.side = 1 if s[0] == c'B' else -1
+            elif _is_key(k, kn, b"px", 2) and not seen & 4:
+                seen |= 4
+                p = _string(p, end, &s, &sn)
+                if p == NULL or dec_parse_scaled(s, sn, self.tape.px_decimals, &row.px) != DEC_OK:
+                    return NULL
+                if row.px <= 0:
+                    return NULL
+            elif _is_key(k, kn, b"sz", 2) and not seen & 8:
+                seen |= 8
+                p = _string(p, end, &s, &sn)
+                if p == NULL or dec_parse_double(s, sn, &row.sz) != DEC_OK or not isfinite(row.sz) \
+                        or not row.sz > 0.0:
+                    return NULL
+            elif _is_key(k, kn, b"time", 4) and not seen & 16:
+                seen |= 16
+                p = _integer(p, end, &t_ms)
+                if p == NULL:
+                    return NULL
+                row.t = t_ms / 1000.0
+            elif _is_key(k, kn, b"tid", 3) and not seen & 32:
+                seen |= 32
+                p = _integer(p, end, &row.tid)
+                if p == NULL:
+                    return NULL
+            elif _is_key(k, kn, b"hash", 4) and not seen & 64:
+                seen |= 64
+                p = _string(p, end, &s, &sn)
+                if p == NULL:
+                    return NULL
+            elif _is_key(k, kn, b"users", 5) and not seen & 128:
+                seen |= 128
+                if p >= end or p[0] != c'[':
+                    return NULL
+                p = _skip_ws(p + 1, end)
+                users_done = p < end and p[0] == c']'
+                if users_done:
+                    p += 1
+                while not users_done:
+                    p = _string(p, end, &s, &sn)
+                    if p == NULL:
+                        return NULL
+                    if self.tape._n_liq > 0 and self.tape._is_liquidator_text(s, sn):
+                        row.liq = True
+                    p = _next_member(p, end, c']', &users_done)
+                    if p == NULL:
+                        return NULL
+            else:
+                return NULL
+            p = _next_member(p, end, c'}', &done)
+            if p == NULL:
+                return NULL
+        if seen & 63 != 63:
+            return NULL
+        return p
 
     def reject_counts(self) -> dict:
         """Frames counted by reason (malformed ones plus unknown channel / wrong coin)."""

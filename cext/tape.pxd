@@ -82,3 +82,6 @@ cdef class Tape:
 
     cdef inline bint liq_at(self, long long seq) noexcept:
         return self._liq[seq % self.capacity] != 0
+
+    # Shared with the raw-frame scanner in hlfast.frames (ASCII text, no Python object).
+    cdef bint _is_liquidator_text(self, const char* text, Py_ssize_t n) noexcept

@@ -163,9 +163,14 @@ cdef class Tape:
     cdef bint _is_liquidator(self, PyObject* addr) noexcept:
         cdef const char* text
         cdef Py_ssize_t n
-        cdef int i, j
         if dec_text_of(addr, &text, &n) != DEC_OK:
             return False
+        return self._is_liquidator_text(text, n)
+
+    cdef bint _is_liquidator_text(self, const char* text, Py_ssize_t n) noexcept:
+        """ASCII address text equals a configured liquidator (case-insensitive)."""
+        cdef int i
+        cdef Py_ssize_t j
         for i in range(self._n_liq):
             if self._liq_len[i] != n:
                 continue

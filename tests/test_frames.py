@@ -192,3 +192,134 @@ def test_arbitrary_frames_never_raise(raw):
     code = r.on_frame(raw)
     assert fr.CH_MALFORMED <= code <= fr.CH_ALL_MIDS
     assert r.frames == 1
+
+
+# ---- the raw-frame scanner must agree with the orjson path on every input ---------------------------------
+
+HOT = {"l2Book", "bbo", "trades"}
+
+
+def router_state(r: FrameRouter) -> tuple:
+    """Every observable of a router and its kernels (reject counters and payload included)."""
+    out: tuple = (r.channel, r.applied, r.last_pushed, r.frames, r.book_updates, r.trade_updates,
+                  r.trades_pushed, r.malformed, r.reject_counts(), r.payload)
+    if r.book is not None:
+        b = r.book
+        out += (b.levels(), b.n_bids, b.n_asks, b.time_ms, b.updates, b.rejects, b.reject_counts())
+    if r.tape is not None:
+        t = r.tape
+        out += (t.total, t.rejects, t.reject_counts(), t.trades_since(0))
+    return out
+
+
+class Twin:
+    """The same kernels behind a scanning router and an orjson-only router, fed the same frames."""
+
+    def __init__(self, coin: str = "BTC", sz_decimals: int = 5, liquidators: tuple = (),
+                 book: bool = True, tape: bool = True) -> None:
+        def make(scan: bool) -> FrameRouter:
+            return FrameRouter(Book(coin, sz_decimals) if book else None,
+                               Tape(sz_decimals, liquidators=liquidators) if tape else None, coin, scan=scan)
+        self.fast, self.slow = make(True), make(False)
+
+    def feed(self, raw) -> bool:
+        """Apply raw to both; assert identical results; True when the scanner handled it."""
+        before = self.fast.scanned
+        code = self.fast.on_frame(raw)
+        assert code == self.slow.on_frame(raw)
+        assert router_state(self.fast) == router_state(self.slow)
+        assert self.slow.scanned == 0
+        return self.fast.scanned == before + 1
+
+
+def test_scanner_handles_every_recorded_frame_identically():
+    twin = Twin()
+    assert all(twin.feed(raw) for raw in recorded_lines())
+    assert twin.fast.scanned == 55 and twin.fast.tape.total == 64 and twin.fast.book.updates == 46
+
+
+def test_scanner_on_official_frames_and_str_input():
+    frames = json.loads((FIX / "official_order_book_server_ws_frames.json").read_text())["frames"]
+    twin = Twin()
+    handled = [twin.feed(orjson.dumps(f)) for f in frames]
+    assert handled == [False, True, True, False]  # subscription ack and client message go to orjson
+    assert twin.fast.book.n_bids == 20 and twin.fast.tape.total == 1
+    assert twin.feed(json.dumps(frames[1], indent=2))  # compact ASCII str: scanned too
+    assert not twin.feed(json.dumps(frames[1]).replace('"BTC"', '"BTC\u00e9"'))  # non-ASCII str: orjson
+
+
+def _wrap(channel: str, data) -> dict:
+    return {"channel": channel, "data": data}
+
+
+@pytest.mark.parametrize(("file", "key", "coin", "sz_decimals", "applied"), [
+    ("nautilus_ws_book_data.json", None, "BTC", 4, 6),
+    ("nautilus_ws_book_data.json", None, "BTC", 5, 4),          # off BTC's grid below the touch
+    ("nautilus_http_l2_book_snapshot.json", None, "BTC", 4, 6),  # no "n"
+    ("nautilus_http_l2_book_btc.json", None, "BTC", 5, 6),
+    ("sdk_cassette_l2_book_dydx.json", "response", "DYDX", 1, 6),
+])
+def test_scanner_on_fixture_books(file, key, coin, sz_decimals, applied):
+    data = json.loads((FIX / file).read_text())
+    data = data[key] if key else data
+    twin = Twin(coin, sz_decimals)
+    top = {"coin": data["coin"], "time": data["time"], "bbo": [data["levels"][0][0], data["levels"][1][0]]}
+    frames = [_wrap("l2Book", data), _wrap("bbo", top), _wrap("bbo", {**top, "bbo": [None, top["bbo"][1]]})]
+    for frame in frames:
+        for raw in (orjson.dumps(frame), json.dumps(frame, indent=3).encode()):
+            # these frames are all inside the scanner's subset: it handles exactly those that apply
+            assert twin.feed(raw) == (twin.slow.applied == 0)
+    assert twin.fast.book.updates == twin.fast.scanned == applied
+
+
+def test_scanner_on_fixture_trades_and_liquidators():
+    rows = json.loads((FIX / "nautilus_http_recent_trades_btc.json").read_text())
+    twin = Twin(liquidators=("0xSELLER2",))
+    assert not twin.feed(orjson.dumps(_wrap("trades", rows)))  # newest first: later rows are stale
+    assert twin.fast.tape.total == 1
+    oldest_first = sorted(rows, key=lambda row: row["time"])
+    twin = Twin(liquidators=("0xSELLER2",))
+    assert twin.feed(orjson.dumps(_wrap("trades", oldest_first)))
+    assert [t[5] for t in twin.fast.tape.trades_since(0)] == [row["users"][1] == "0xseller2" for row in oldest_first]
+    assert twin.feed(b'{"channel":"trades","data":[]}') and twin.fast.last_pushed == 0
+
+
+def test_scanner_covers_only_its_subset():
+    twin = Twin()
+    book = json.loads(recorded_lines()[0])
+    data = book["data"]
+    assert twin.feed(b" \r\n" + orjson.dumps(book) + b"\t\n")
+    outside = [
+        orjson.dumps({"data": data, "channel": "l2Book"}),                        # data before channel
+        orjson.dumps({**book, "extra": 1}),                                       # unknown top-level key
+        orjson.dumps(_wrap("l2Book", {**data, "spread": "1"})),                    # unknown data key
+        orjson.dumps(book).replace(b'"coin":"BTC"', b'"coin":"B\\u0054C"'),        # escape
+        orjson.dumps(book).replace(b'"coin":"BTC"', b'"coin":"BTC","coin":"BTC"'),  # duplicate key
+        orjson.dumps(_wrap("l2Book", {**data, "time": data["time"] * 10**6})),      # > 18 digits
+        orjson.dumps(_wrap("l2Book", {**data, "time": float(data["time"])})),       # float time
+        orjson.dumps(_wrap("l2Book", {**data, "coin": "ETH"})),                     # other coin
+        orjson.dumps(_wrap("l2Book", {**data, "time": 1})),                         # stale
+        orjson.dumps(book) + b"x",                                                # trailing garbage
+        orjson.dumps(book)[:-1],                                                  # truncated
+        b'\xef\xbb\xbf' + orjson.dumps(book),                                     # BOM
+    ]
+    for raw in outside:
+        assert not twin.feed(raw), raw[:60]
+    assert twin.fast.scanned == 1 and twin.fast.frames == 1 + len(outside)
+
+
+def test_scanner_off_for_missing_kernels_and_non_ascii_coin():
+    raw = recorded_lines()[0]
+    no_book = Twin(book=False)
+    assert not no_book.feed(raw) and no_book.fast.payload == json.loads(raw)["data"]
+    assert no_book.feed(next(line for line in recorded_lines() if b'"trades"' in line))  # tape still fed
+    assert not FrameRouter(None, Tape(5), "BTC\u00e9").scan
+    assert not FrameRouter(Book("BTC", 5), Tape(5), scan=False).scan
+
+
+def test_scanner_falls_back_on_more_rows_than_it_buffers():
+    row = {"coin": "BTC", "side": "B", "px": "100.0", "sz": "0.1", "time": 1, "tid": 1}
+    twin = Twin()
+    assert not twin.feed(orjson.dumps(_wrap("trades", [row] * (fr.SCAN_MAX_TRADES + 1))))
+    assert twin.feed(orjson.dumps(_wrap("trades", [row] * fr.SCAN_MAX_TRADES)))
+    assert twin.fast.tape.total == 2 * fr.SCAN_MAX_TRADES + 1

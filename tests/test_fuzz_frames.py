@@ -1,7 +1,9 @@
 """Fuzzing the frame decoder: arbitrary bytes, arbitrary JSON and near-valid frames never raise,
 every reject is counted by reason, and the Book / Tape state is untouched by a rejected frame.
 
-Each example is checked against a plain-Python router built on the reference Book and Tape.
+Each example is checked against a plain-Python router built on the reference Book and Tape, and
+the router's raw-frame scanner against the same compiled router with the scanner off (the orjson
+path): both must leave identical routers, books and tapes after every input.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import copy
 import gzip
 import json
 import math
+import random
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from hlfast.frames import FrameRouter
 from hlfast.tape import Tape
 from tests.reference.book import RefBook
 from tests.reference.tape import RefTape
+from tests.test_frames import Twin, router_state
 
 FIX = Path(__file__).parent / "fixtures" / "hyperliquid"
 COIN = "BTC"
@@ -63,6 +67,8 @@ class RefRouter:
         self.malformed = self.book_updates = self.trades_pushed = 0
         self.payload: Any = None
         self.applied = 0
+        # The compiled router on its orjson path: the scanning router must match it field for field.
+        self.orjson_path = FrameRouter(Book(COIN, SZ_DECIMALS), Tape(SZ_DECIMALS), scan=False)
 
     def _malformed(self, reason: str) -> int:
         self.rejects[REJECT_INDEX[reason]] += 1
@@ -70,6 +76,7 @@ class RefRouter:
         return fr.CH_MALFORMED
 
     def on_frame(self, raw: Any) -> int:
+        self.orjson_path.on_frame(raw)
         self.payload, self.applied = None, 0
         try:
             msg = orjson.loads(raw)
@@ -162,6 +169,7 @@ def _check_one(router: FrameRouter, ref: RefRouter, raw: Any) -> int:
     assert router.book.levels() == ref.book.levels() and router.book.time_ms == ref.book.time_ms
     assert router.tape.trades_since(0) == ref.tape.trades
     assert router.book_updates == ref.book_updates and router.trades_pushed == ref.trades_pushed
+    assert router_state(router) == router_state(ref.orjson_path)
     rejected = code in (fr.CH_MALFORMED, fr.CH_UNKNOWN) or (code in MARKET_CODES and router.applied != 0)
     if code == fr.CH_MALFORMED:
         assert router.malformed == malformed + 1
@@ -347,3 +355,194 @@ def test_each_reject_reason_is_reached_and_counted():
         _check_one(router, ref, raw)
         assert router.reject_counts()[reason] == before + 1, reason
     assert set(router.reject_counts()) == set(samples)
+
+
+# ---- the raw-frame scanner on generated hot frames ------------------------------------------------------
+
+FIRST_TRADES = next(raw for raw in RECORDED if b'"trades"' in raw)
+BOOK_TIME = orjson.loads(FIRST_BOOK)["data"]["time"]
+TRADE_TIME = orjson.loads(FIRST_TRADES)["data"][-1]["time"]
+LIQUIDATOR = "0xLiq"
+
+
+def _fresh_twin() -> Twin:
+    twin = Twin(liquidators=(LIQUIDATOR,))
+    assert twin.feed(FIRST_BOOK) and twin.feed(FIRST_TRADES)
+    return twin
+
+
+def _dump_spaced(obj: Any, rng: random.Random) -> str:
+    """JSON with random JSON whitespace around every token."""
+    def ws() -> str:
+        return "".join(rng.choice(" \t\n\r") for _ in range(rng.choice([0, 0, 1, 2])))
+    if isinstance(obj, dict):
+        inner = ",".join(f"{ws()}{json.dumps(k)}{ws()}:{ws()}{_dump_spaced(v, rng)}{ws()}" for k, v in obj.items())
+        return "{" + (inner or ws()) + "}"
+    if isinstance(obj, list):
+        return "[" + (",".join(f"{ws()}{_dump_spaced(v, rng)}{ws()}" for v in obj) or ws()) + "]"
+    return json.dumps(obj)
+
+
+ENCODERS = ("orjson", "json", "compact", "indent", "spaced", "spaced_str")
+
+
+def _encode_any(obj: Any, how: str, rng: random.Random) -> bytes | str:
+    if how == "orjson":
+        return orjson.dumps(obj)
+    if how == "json":
+        return json.dumps(obj).encode()
+    if how == "compact":
+        return json.dumps(obj, separators=(",", ":")).encode()
+    if how == "indent":
+        return json.dumps(obj, indent=rng.choice([0, 1, 4])).encode()
+    text = ("\n " if rng.random() < 0.3 else "") + _dump_spaced(obj, rng) + rng.choice(["", " ", "\r\n"])
+    return text if how == "spaced_str" else text.encode()
+
+
+@st.composite
+def _ordered(draw: st.DrawFn, items: dict) -> dict:
+    """The same members in a drawn order."""
+    keys = draw(st.permutations(list(items)))
+    return {k: items[k] for k in keys}
+
+
+@st.composite
+def _price_text(draw: st.DrawFn, ticks: int) -> str:
+    text = f"{ticks // 10}.{ticks % 10}" + "0" * draw(st.integers(0, 2))
+    if ticks % 10 == 0 and draw(st.integers(0, 4)) == 0:
+        text = str(ticks // 10)  # integer text is valid too
+    if draw(st.integers(0, 150)) == 0:
+        text += "3"  # off BTC's grid
+    return text
+
+
+@st.composite
+def _size_text(draw: st.DrawFn) -> str:
+    units = draw(st.integers(0, 10**9))  # 0 is a bad size
+    decimals = draw(st.integers(0, 9))
+    if decimals == 0:
+        return str(units)
+    return f"{units // 10**decimals}.{units % 10**decimals:0{decimals}d}"
+
+
+@st.composite
+def _level(draw: st.DrawFn, ticks: int) -> dict:
+    items = {"px": draw(_price_text(ticks)), "sz": draw(_size_text())}
+    if draw(st.integers(0, 5)) > 0:
+        items["n"] = draw(st.integers(0, 200))
+    return draw(_ordered(items))
+
+
+@st.composite
+def _book_data(draw: st.DrawFn, bbo: bool) -> dict:
+    best_bid = draw(st.integers(1_049_000, 1_051_000))
+    best_ask = best_bid + draw(st.integers(-2, 30))  # <= 0 crosses
+    coin = COIN if draw(st.integers(0, 15)) else draw(st.sampled_from(["ETH", "btc", "BTC "]))
+    time = BOOK_TIME + draw(st.integers(-3, 10**6))  # < BOOK_TIME is stale
+    if bbo:
+        sides = [draw(st.none() | _level(best_bid)), draw(st.none() | _level(best_ask))]
+        return draw(_ordered({"coin": coin, "time": time, "bbo": sides}))
+    levels = []
+    for start, sign in ((best_bid, -1), (best_ask, 1)):
+        steps = draw(st.lists(st.integers(0, 60), min_size=0, max_size=10))  # 0: not monotonic
+        side, px = [], start
+        for i in range(draw(st.integers(0, 12)) and len(steps) + 1):  # sometimes an empty side
+            side.append(draw(_level(px)))
+            px += sign * steps[i] if i < len(steps) else 0
+        levels.append(side)
+    return draw(_ordered({"coin": coin, "time": time, "levels": levels}))
+
+
+@st.composite
+def _trade_rows(draw: st.DrawFn) -> list:
+    rows, time = [], TRADE_TIME
+    for _ in range(draw(st.integers(0, 6))):
+        time += draw(st.integers(-1, 2000))  # -1: stale
+        items = {
+            "coin": COIN if draw(st.integers(0, 15)) else "ETH",
+            "side": draw(st.sampled_from(["A", "B"] * 8 + ["S"])),
+            "px": draw(_price_text(draw(st.integers(1_049_000, 1_051_000)))),
+            "sz": draw(_size_text()),
+            "time": time,
+            "tid": draw(st.integers(0, 10**16)),
+        }
+        if draw(st.booleans()):
+            items["hash"] = "0x" + draw(st.text("0123456789abcdef", min_size=0, max_size=64))
+        if draw(st.booleans()):
+            items["users"] = draw(st.lists(st.sampled_from(["0xabc", LIQUIDATOR.upper(), "0xliq", ""]), max_size=2))
+        rows.append(draw(_ordered(items)))
+    return rows
+
+
+@st.composite
+def hot_frames(draw: st.DrawFn) -> tuple[bytes | str, bool]:
+    """(raw frame, clean): a clean frame is inside the scanner's subset whatever its content."""
+    channel = draw(st.sampled_from(["l2Book", "l2Book", "bbo", "trades"]))
+    data = draw(_trade_rows()) if channel == "trades" else draw(_book_data(channel == "bbo"))
+    frame = {"channel": channel, "data": data}
+    clean = True
+    dirt = draw(st.integers(0, 12))
+    if dirt == 1:
+        frame = {"data": data, "channel": channel}
+        clean = False
+    elif dirt == 2:
+        target = data[0] if channel == "trades" and data else data if isinstance(data, dict) else frame
+        target["extra"] = draw(st.sampled_from([1, "x", None, [], {}]))
+        clean = False
+    elif dirt == 3 and channel != "trades":
+        data["time"] = float(data["time"])
+        clean = False
+    rng = draw(st.randoms(use_true_random=False))
+    return _encode_any(frame, draw(st.sampled_from(ENCODERS)), rng), clean
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(hot_frames(), min_size=1, max_size=4))
+def test_generated_hot_frames_are_scanned_exactly_when_they_apply(frames):
+    twin = _fresh_twin()
+    for raw, clean in frames:
+        handled = twin.feed(raw)  # identical to the orjson path, field for field
+        applied = twin.slow.applied == 0 and twin.slow.channel in MARKET_CODES
+        assert handled <= applied
+        if clean:
+            assert handled == applied, raw
+
+
+MUTATION_BYTES = b' \t\n\r",:{}[]\\0123456789.-+eEnul\x00\x7f\x80\xc3\xa9\xff'
+
+
+@st.composite
+def mutated_hot_frames(draw: st.DrawFn) -> bytes:
+    raw, _ = draw(hot_frames())
+    data = bytearray(raw.encode() if isinstance(raw, str) else raw)
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(data)))
+        op = draw(st.sampled_from(["insert", "replace", "delete", "truncate", "repeat"]))
+        byte = draw(st.sampled_from(MUTATION_BYTES))
+        if op == "insert":
+            data[i:i] = bytes([byte])
+        elif op == "replace" and i < len(data):
+            data[i] = byte
+        elif op == "delete":
+            del data[i:i + 1]
+        elif op == "truncate":
+            del data[i:]
+        else:
+            data[i:i] = data[i:i + draw(st.integers(1, 12))]
+    return bytes(data)
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(mutated_hot_frames(), min_size=1, max_size=3))
+def test_mutated_hot_frames_match_the_orjson_path(raws):
+    twin = _fresh_twin()
+    for raw in raws:
+        twin.feed(raw)
+
+
+@pytest.mark.parametrize("how", ENCODERS)
+def test_recorded_stream_is_scanned_whatever_the_encoder(how):
+    twin, rng = Twin(), random.Random(7)
+    for raw in RECORDED:
+        assert twin.feed(_encode_any(orjson.loads(raw), how, rng))
+    assert twin.fast.scanned == len(RECORDED) and twin.fast.tape.total == 64
