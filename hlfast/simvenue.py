@@ -11,6 +11,12 @@ Time model (all times are the simulated clock, integer ns since the epoch of the
 
 Both queues (engine → venue and venue → engine) are FIFO in time because the latency is constant and
 the venue handles events in time order, so no heap is needed.  Nothing here reads the wall clock.
+
+Speed: recorded frames in the recorder's compact form are read by a C scanner (hlfast.simfeed) instead
+of being decoded into dicts; trades that reach none of our orders only note their volume, snapshots cap
+our queues and are re-published from the recorded bytes, and the venue's market levels are built as
+Python lists only when venue code asks for them.  Every other frame takes the general path (decode,
+then the venue's own code); both paths leave the venue in the same state (tested).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 import orjson
 
 from hlfast.gateway import Gateway, PostReply
+from hlfast.simfeed import BOOK, PUBLISH_FALLBACK, TRADES_NOTED, FrameScanner
 from hlfast.venue.ledger import Fees, format_scaled
 from hlfast.venue.market import LIQUIDATOR_ADDRESS, CoinSpec
 from hlfast.venue.matching import ASK, BID, BOOK_DEPTH, TID_MASK, CoinBook, MatchingEngine
@@ -47,11 +54,60 @@ class SimClock:
         return self.now_ns // 1_000_000
 
 
+class SimCoinBook(CoinBook):
+    """The venue's coin book whose market levels can stay in the scanner's C arrays.
+
+    After a snapshot installed by the scanner, ``market`` (the [px, lots, n] lists the venue's code
+    reads and, for taker orders, consumes) and ``prev_display`` are built on first use; a snapshot
+    installed by the venue's own code sets them directly."""
+
+    def __init__(self, spec: Any, asset: int) -> None:
+        self.scanner: FrameScanner | None = None
+        self._market: tuple[list, list] | None = None
+        self._prev_display: tuple[dict, dict] | None = None
+        super().__init__(spec, asset)
+
+    @property
+    def market(self) -> tuple[list, list]:
+        market = self._market
+        if market is None:
+            market = self._market = (self.scanner.market_side(BID), self.scanner.market_side(ASK))
+        return market
+
+    @market.setter
+    def market(self, value: tuple[list, list]) -> None:
+        self._market = value
+
+    @property
+    def prev_display(self) -> tuple[dict, dict]:
+        prev = self._prev_display
+        if prev is None:
+            prev = self._prev_display = (self.scanner.display_side(BID), self.scanner.display_side(ASK))
+        return prev
+
+    @prev_display.setter
+    def prev_display(self, value: tuple[dict, dict]) -> None:
+        self._prev_display = value
+
+    def installed_by_scanner(self) -> None:
+        """The scanner's installed snapshot is now the market: forget the lists built from the last one."""
+        self._market = None
+        self._prev_display = None
+
+
 class SimMatching(MatchingEngine):
-    """The venue's matching engine with cheap trade ids and no public-trade prints.
+    """The venue's matching engine with cheap trade ids, no public-trade prints and SimCoinBooks.
 
     The engine under test reads the recorded trades themselves, so the venue's own prints are not
     needed; ids only have to be unique per fill (the venue hashes a counter with keccak, ~40 us)."""
+
+    def __init__(self, coin_specs: list[Any], ledger: Any, queue_model: str = "risk_averse",
+                 liquidator: str = LIQUIDATOR_ADDRESS) -> None:
+        super().__init__(coin_specs, ledger, queue_model, liquidator)
+        for asset, spec in enumerate(coin_specs):
+            book = SimCoinBook(spec, asset)
+            self.books[spec.name] = book
+            self.by_asset[asset] = book
 
     def _trade_ids(self, coin: str) -> tuple[int, str]:
         seq = self.next_trade
@@ -103,7 +159,7 @@ class SimVenue:
 
     def __init__(self, spec: CoinSpec, account: str, *, deposit: float = 100_000.0, latency_ms: float = 0.0,
                  fees: Fees | None = None, queue_model: str = "risk_averse", verify_signatures: bool = False,
-                 clock: SimClock | None = None, request_budget_base: int = 10_000) -> None:
+                 clock: SimClock | None = None, request_budget_base: int = 10_000, fast_path: bool = True) -> None:
         if latency_ms < 0:
             raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
         self.spec = spec
@@ -118,6 +174,9 @@ class SimVenue:
         self.matching = self.venue.engine = SimMatching(self.venue.specs, self.venue.ledger, queue_model,
                                                         LIQUIDATOR_ADDRESS)
         self.book = self.matching.books[spec.name]
+        self.scanner = self.book.scanner = FrameScanner(spec.name, spec.sz_decimals)
+        self.fast_path = fast_path  # False: every frame decoded and applied by the venue's own code
+        self.risk_averse = queue_model == "risk_averse"
         self.ledger_account = self.venue.ledger.account(self.account)
         self.px_scale = 10 ** spec.px_decimals
         self.sz_decimals = spec.sz_decimals
@@ -133,6 +192,62 @@ class SimVenue:
 
         Returns the frame the engine should receive: the raw bytes, a re-published book with our resting
         orders merged in, or None for a frame the venue does not carry (other channels, other coins)."""
+        if self.fast_path:
+            book = self.book
+            kind = self.scanner.scan_apply(raw, book.levels, book.traded_at)
+            if kind == TRADES_NOTED:
+                # trades that reach none of our orders: their volume is noted for the queue model and the
+                # last trade price moves, as MatchingEngine.on_block does with them (tested equal)
+                self.stats.market_frames += 1
+                self.matching.now_ms = self.clock.now_ns // 1_000_000
+                book.time_ms = self.scanner.time_ms
+                book.last_trade_px = self.scanner.last_px / book.px_scale
+                return raw
+            if kind == BOOK:
+                return self._scanned_book(raw)
+        return self._decoded_frame(raw)
+
+    def _scanned_book(self, raw: bytes) -> bytes:
+        """A snapshot read by the scanner: MatchingEngine.on_block's snapshot install, then publication."""
+        sc = self.scanner
+        book = self.book
+        m = self.matching
+        time_ms = sc.time_ms
+        self.stats.market_frames += 1
+        self.venue.block_time_ms = time_ms
+        m.now_ms = self.clock.ms()
+        book.time_ms = time_ms
+        levels = book.levels
+        best_bid, best_ask = sc.best(BID), sc.best(ASK)
+        if self.risk_averse:
+            crossed = sc.install(levels[BID], levels[ASK], True)
+        else:
+            for side_idx, best in ((BID, best_bid), (ASK, best_ask)):
+                if levels[side_idx]:
+                    m._reanchor_queues(book, side_idx, sc.display_side(side_idx, False), best)
+            crossed = sc.install(levels[BID], levels[ASK], False)
+        book.installed_by_scanner()
+        book.traded_at = ({}, {})
+        if best_bid is not None and best_ask is not None:
+            book.mid = (best_bid + best_ask) / 2 / book.px_scale
+        elif book.last_trade_px:
+            book.mid = book.last_trade_px
+        if crossed:
+            m._fill_crossed(book, best_bid, best_ask)
+        self.has_book = best_bid is not None and best_ask is not None
+        self._after_event()
+        if not levels[BID] and not levels[ASK]:
+            return raw
+        out = sc.publish(levels[BID], levels[ASK])
+        if out is not None:
+            self.stats.merged_books += 1
+            return out
+        if sc.publish_status == PUBLISH_FALLBACK:
+            return self._merged_frame(orjson.loads(raw)["data"], raw, time_ms)
+        return raw
+
+    def _decoded_frame(self, raw: bytes) -> bytes | None:
+        """The general path: decode the frame and apply it with the venue's own code."""
         try:
             frame = orjson.loads(raw)
             channel = frame.get("channel")

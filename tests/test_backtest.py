@@ -12,11 +12,15 @@ from decimal import Decimal
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hlfast import simfeed
 from hlfast.backtest import (
     Backtest,
     Options,
     frames_from,
+    load_frames,
     main,
     run_ab_impulse,
     run_backtest,
@@ -24,8 +28,11 @@ from hlfast.backtest import (
     with_impulse,
 )
 from hlfast.config import load_config
+from hlfast.convert import main as convert_main
 from hlfast.report import compare
+from hlfast.simvenue import SimClock, SimVenue
 from hlfast.venue.market import DEFAULT_COINS
+from tests.reference import simfeed as ref
 
 BTC = DEFAULT_COINS["BTC"]
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -105,10 +112,16 @@ def test_a_quote_rests_only_from_send_time_plus_latency():
     assert fast.engine.orders.fills == 1
 
 
-def test_ledger_reconciles_exactly_with_the_list_of_fills(synthetic, active_config):
-    bt = run_backtest(active_config, synthetic, BTC, Options(latency_ms=20.0, cascade="liquidations"))
+def oscillating_market(n: int = 17) -> list[tuple[int, bytes]]:
+    """Books stepping 60 bp down, back, up, back, once a second: every step fills one pinned quote."""
+    pattern = [(100000, 100001), (99400, 99401), (100000, 100001), (100600, 100601)]
+    return [book_frame(T0 + k * 1_000_000_000, *pattern[k % 4]) for k in range(n)]
+
+
+def test_ledger_reconciles_exactly_with_the_list_of_fills():
+    bt = run_backtest(pinned_config(), frames_from(oscillating_market()), BTC, Options(latency_ms=10.0))
     fills = bt.sim.fills
-    assert len(fills) >= 5
+    assert len(fills) >= 12 and {f.side for f in fills} == {1, -1}
     lot = Decimal("0.00001")
     position = sum(Decimal(str(f.sz)) * f.side for f in fills)
     cash = -sum(Decimal(str(f.px)) * Decimal(str(f.sz)) * f.side for f in fills)
@@ -145,7 +158,7 @@ def test_skipping_the_venue_for_trades_that_reach_none_of_our_orders_changes_not
     opt = Options(latency_ms=20.0, cascade="liquidations")
     fast = Backtest(active_config, synthetic, BTC, opt)
     fast.summary = fast.run()
-    full = Backtest(active_config, synthetic, BTC, opt)
+    full = Backtest(active_config, synthetic, BTC, replace(opt, fast_path=False))
     full.sim._may_fill = lambda side, px: True  # every trade through MatchingEngine.on_block
     full.summary = full.run()
     assert [(f.t, f.side, f.px, f.sz) for f in fast.sim.fills] == [(f.t, f.side, f.px, f.sz) for f in full.sim.fills]
@@ -237,3 +250,184 @@ def test_impulse_toggle_only_changes_the_impulse_section():
     cfg = load_config(None, env={})
     assert with_impulse(cfg, False).impulse.enabled is False
     assert with_impulse(cfg, False).quoting == cfg.quoting
+
+
+# ---------------------------------------------------------------------------------------------------
+# The venue's fast path (hlfast.simfeed scanner) against its general path (decode + venue code)
+# ---------------------------------------------------------------------------------------------------
+BINANCE_HEAD = os.path.join(FIXTURES, "binance_btcusdt_20240808_head3000.gz")
+ACCOUNT = "0x" + "ab" * 20
+
+
+@pytest.fixture(scope="module")
+def converted_binance(tmp_path_factory):
+    out = tmp_path_factory.mktemp("conv") / "btc100.gz"
+    with redirect_stdout(io.StringIO()):
+        assert convert_main(["--in", BINANCE_HEAD, "--out", str(out), "--cadence-ms", "100"]) == 0
+    return load_frames(str(out))
+
+
+def test_scanner_reads_every_real_frame_exactly_as_the_venue_decodes_it(converted_binance):
+    recorded = load_frames(HL_RECORDING)
+    scanner = simfeed.FrameScanner("BTC", BTC.sz_decimals)
+    counts = {simfeed.TRADES: 0, simfeed.BOOK: 0}
+    for _ns, raw in recorded.frames + converted_binance.frames:
+        kind = scanner.scan(raw)
+        assert kind in (simfeed.TRADES, simfeed.BOOK), raw[:120]  # the recorder's form is always taken
+        counts[kind] += 1
+        if kind == simfeed.TRADES:
+            rows, time_ms = ref.read_trades(raw, "BTC", BTC.sz_decimals)
+            assert [scanner.trade(i) for i in range(scanner.n_trades)] == rows
+            assert scanner.time_ms == time_ms and scanner.last_px == rows[-1][1]
+        else:
+            bids, asks, time_ms = ref.read_book(raw, "BTC", BTC.sz_decimals)
+            assert [scanner.level(0, i) for i in range(scanner.n_bids)] == bids
+            assert [scanner.level(1, i) for i in range(scanner.n_asks)] == asks
+            assert scanner.time_ms == time_ms
+    assert counts[simfeed.TRADES] > 100 and counts[simfeed.BOOK] > 20
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"channel": "trades","data":[{"coin":"BTC","px":"1.0","side":"B","sz":"1.0","time":1}]}',  # whitespace
+    b'{"channel":"trades","data":[{"coin":"BTC","px":"1.0","side":"B","sz":"0.000001","time":1}]}',  # 6 dp
+    b'{"channel":"trades","data":[{"coin":"BTC","px":"1.0","side":"B","sz":"0.0","time":1}]}',  # size 0
+    b'{"channel":"trades","data":[{"coin":"ETH","px":"1.0","side":"B","sz":"1.0","time":1}]}',  # other coin
+    b'{"channel":"trades","data":[{"coin":"BTC","px":"1e5","side":"B","sz":"1.0","time":1}]}',  # exponent
+    b'{"channel":"trades","data":[{"coin":"BTC","px":"1.0","side":"B","sz":"1.0","time":"1"}]}',  # time text
+    b'{"channel":"trades","data":[{"coin":"BTC","coin":"BTC","px":"1.0","side":"B","sz":"1.0","time":1}]}',
+    b'{"channel":"trades","data":[]}',
+    b'{"channel":"l2Book","data":{"coin":"\\u0042TC","time":1,"levels":[[],[]]}}',  # escape
+    b'{"channel":"l2Book","data":{"coin":"BTC","time":1,"levels":[[{"px":"2.0","sz":"1","n":1}],'
+    b'[{"px":"2.0","sz":"1","n":1}]]}}',  # crossed
+    b'{"channel":"l2Book","data":{"coin":"BTC","time":1,"levels":[[{"px":"1.0","sz":"1","n":1},'
+    b'{"px":"2.0","sz":"1","n":1}],[]]}}',  # bids not sorted
+    b'{"channel":"l2Book","data":{"coin":"BTC","time":1,"levels":[[{"px":"1.0","sz":"1","n":1.0}],[]]}}',
+    b'{"channel":"l2Book","data":{"coin":"BTC","time":1,"levels":[[],[],[]]}}',
+    b'{"channel":"l2Book","data":{"coin":"BTC","time":1,"levels":[[],[]]}} ',
+    b'{"channel":"bbo","data":{}}',
+    "not bytes",
+])
+def test_scanner_leaves_every_other_form_to_the_general_path(raw):
+    assert simfeed.FrameScanner("BTC", 5).scan(raw) == simfeed.OTHER
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.integers(min_value=-(10**15), max_value=10**15), st.integers(min_value=0, max_value=8))
+def test_c_formatting_of_scaled_integers_matches_the_venue(value, decimals):
+    assert simfeed.format_scaled(value, decimals) == ref.format_scaled(value, decimals)
+
+
+# ---- twin venues: the same frames through the fast path and the general path ----
+def venue_state(sim: SimVenue) -> dict:
+    book = sim.book
+    orders = [(side, px, [(o.oid, o.sz, o.queue_ahead) for o in fifo])
+              for side in (0, 1) for px, fifo in sorted(book.levels[side].items())]
+    acct = sim.ledger_account
+    return {"market": book.market, "prev": book.prev_display, "traded": book.traded_at, "mid": book.mid,
+            "last_trade_px": book.last_trade_px, "time_ms": book.time_ms, "now_ms": sim.matching.now_ms,
+            "block_time_ms": sim.venue.block_time_ms, "orders": orders, "stats": sim.stats,
+            "has_book": sim.has_book, "to_engine": list(sim.to_engine), "fills": sim.fills,
+            "ledger": (acct.realised_pnl, acct.fees_paid, {c: p.szi for c, p in acct.positions.items()})}
+
+
+def level_text(px_dollars: float, sz: str, n: object) -> dict:
+    return {"px": f"{px_dollars:.1f}", "sz": sz, "n": n}
+
+
+SIZES = st.sampled_from(["0.001", "1.5", "0.12345", "2", "0.0", "10.10", "0.0000001", "3.000000"])
+MUTATIONS = st.sampled_from([None] * 8 + ["space", "coin", "time_text", "extra_key", "unsorted", "crossed",
+                                          "n_float", "deep"])
+
+
+@st.composite
+def book_frames(draw, mid: int) -> bytes:
+    mutation = draw(MUTATIONS)
+    n_bids = draw(st.integers(0, 22 if mutation == "deep" else 20))
+    n_asks = draw(st.integers(0, 22 if mutation == "deep" else 20))
+    step = draw(st.sampled_from([0.5, 1.0, 2.0]))
+    shift = draw(st.integers(-25, 25))
+    bid0, ask0 = mid + shift, mid + shift + draw(st.sampled_from([0.5, 1.0, 3.0]))
+    bids = [level_text(bid0 - i * step, draw(SIZES), draw(st.integers(0, 9))) for i in range(n_bids)]
+    asks = [level_text(ask0 + i * step, draw(SIZES), draw(st.integers(0, 9))) for i in range(n_asks)]
+    if mutation == "unsorted" and len(bids) > 1:
+        bids[0], bids[1] = bids[1], bids[0]
+    if mutation == "crossed" and bids and asks:
+        asks[0]["px"] = bids[0]["px"]
+    if mutation == "n_float" and asks:
+        asks[-1]["n"] = 2.0
+    data: dict = {"coin": "ETH" if mutation == "coin" else "BTC", "levels": [bids, asks],
+                  "time": draw(st.integers(1, 10**13))}
+    if mutation == "time_text":
+        data["time"] = str(data["time"])
+    if mutation == "extra_key":
+        data["spread"] = "1.0"
+    raw = orjson.dumps({"channel": "l2Book", "data": data})
+    return raw.replace(b'":', b'": ') if mutation == "space" else raw
+
+
+@st.composite
+def trade_frames(draw, mid: int) -> bytes:
+    rows = []
+    for _ in range(draw(st.integers(1, 3))):
+        rows.append({"coin": draw(st.sampled_from(["BTC"] * 9 + ["ETH"])),
+                     "side": draw(st.sampled_from(["B", "A", "B", "A", "X"])),
+                     "px": f"{mid + draw(st.integers(-30, 30)) / 2:.1f}", "sz": draw(SIZES),
+                     "time": draw(st.integers(1, 10**13)), "hash": "0x00", "tid": 7, "users": ["0x1", "0x2"]})
+    return orjson.dumps({"channel": "trades", "data": rows})
+
+
+@st.composite
+def scenarios(draw):
+    mid = draw(st.integers(60_000, 110_000))
+    orders = draw(st.lists(st.tuples(st.booleans(), st.integers(-30, 30), st.integers(20, 400)), max_size=12))
+    frames = draw(st.lists(st.one_of(book_frames(mid), trade_frames(mid)), min_size=1, max_size=5))
+    return mid, orders, frames
+
+
+def twin_venues(queue_model: str) -> list[SimVenue]:
+    return [SimVenue(BTC, ACCOUNT, latency_ms=1.0, queue_model=queue_model, fast_path=fast,
+                     clock=SimClock(T0)) for fast in (True, False)]
+
+
+@settings(deadline=None, max_examples=250)
+@given(scenarios(), st.sampled_from(["risk_averse", "probabilistic"]))
+def test_fast_and_general_paths_leave_the_venue_in_the_same_state(scenario, queue_model):
+    mid, orders, frames = scenario
+    venues = twin_venues(queue_model)
+    first = book_frame(T0, mid, mid + 1, sz="0.5", depth=20)[1]
+    for sim in venues:
+        sim.on_market_frame(first)
+        for is_buy, offset, lots in orders:  # Gtc: orders that cross take the market levels
+            wire = {"a": 0, "b": is_buy, "p": str(mid + offset), "s": f"{lots / 1e5:.5f}", "r": False,
+                    "t": {"limit": {"tif": "Gtc"}}}
+            sim.matching.place(sim.account, wire, T0 // 1_000_000)
+        sim._after_event()
+    assert venue_state(venues[0]) == venue_state(venues[1])
+    for k, raw in enumerate(frames):
+        outs = []
+        for sim in venues:
+            sim.clock.now_ns = T0 + (k + 1) * 1_000_000
+            outs.append(sim.on_market_frame(raw))
+        assert outs[0] == outs[1]
+        assert venue_state(venues[0]) == venue_state(venues[1])
+
+
+def test_fast_path_handles_the_rows_the_general_path_would(converted_binance, active_config):
+    # the converted capture with quotes near the touch: fills, merged books and crossing snapshots
+    opt = Options(latency_ms=20.0, cascade="liquidations")
+    runs = []
+    for fast in (True, False):
+        bt = Backtest(active_config, converted_binance, BTC, replace(opt, fast_path=fast))
+        seen: list[bytes] = []
+        on_market = bt.engine.on_market
+        bt.engine.on_market = lambda raw, ns, cycle, seen=seen, f=on_market: (seen.append(raw), f(raw, ns, cycle))
+        bt.summary = bt.run()
+        runs.append((bt, seen))
+    (fast, fast_seen), (full, full_seen) = runs
+    assert fast_seen == full_seen  # every frame the engine got, byte for byte
+    assert fast.sim.stats == full.sim.stats and fast.sim.stats.merged_books > 0
+    assert [(f.t, f.side, f.px, f.sz, f.fee, f.oid) for f in fast.sim.fills] == \
+        [(f.t, f.side, f.px, f.sz, f.fee, f.oid) for f in full.sim.fills]
+    assert fast.log.actions == full.log.actions
+    strip = lambda s: {k: v for k, v in s.items() if k not in WALL_KEYS}  # noqa: E731
+    assert strip(fast.summary) == strip(full.summary)

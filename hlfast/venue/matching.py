@@ -640,36 +640,40 @@ class MatchingEngine:
             [[int(px), int(round(sz * scale)), int(n)] for px, sz, n in asks],
         )
         for side_idx in (BID, ASK):
-            ours = book.levels[side_idx]
-            if ours:
-                display = {lv[0]: lv[1] for lv in new[side_idx]}
-                market_best = new[side_idx][0][0] if new[side_idx] else None
-                prev = book.prev_display[side_idx]
-                traded = book.traded_at[side_idx]
-                for px, fifo in ours.items():
-                    if market_best is None or (px > market_best if side_idx == BID else px < market_best):
-                        continue  # the level in front got consumed: queue position stays
-                    shown = display.get(px, 0)
-                    behind_total = prev.get(px, 0) - traded.get(px, 0)
-                    cancelled = behind_total - shown
-                    for o in fifo:
-                        if self.queue_model == "probabilistic" and cancelled > 0:
-                            front = o.queue_ahead
-                            back = max(0.0, behind_total - front)
-                            p_back = back * back / (back * back + front * front) if back + front > 0 else 1.0
-                            o.queue_ahead = max(0.0, front - (1.0 - p_back) * cancelled)
-                        o.queue_ahead = min(o.queue_ahead, float(shown))
+            if book.levels[side_idx]:
+                self._reanchor_queues(book, side_idx, {lv[0]: lv[1] for lv in new[side_idx]},
+                                      new[side_idx][0][0] if new[side_idx] else None)
         book.market = new
         book.prev_display = ({lv[0]: lv[1] for lv in new[BID]}, {lv[0]: lv[1] for lv in new[ASK]})
         book.traded_at = ({}, {})
         book.update_mid()
-        # the market moved through our price: fill the whole order at our price
-        for side_idx, opp_idx in ((BID, ASK), (ASK, BID)):
+        self._fill_crossed(book, new[BID][0][0] if new[BID] else None, new[ASK][0][0] if new[ASK] else None)
+
+    def _reanchor_queues(self, book: CoinBook, side_idx: int, display: dict[int, int], market_best: int | None) -> None:
+        """Queue ahead of our orders on one side after a snapshot showing `display` ({px: lots})."""
+        ours = book.levels[side_idx]
+        prev = book.prev_display[side_idx]
+        traded = book.traded_at[side_idx]
+        for px, fifo in ours.items():
+            if market_best is None or (px > market_best if side_idx == BID else px < market_best):
+                continue  # the level in front got consumed: queue position stays
+            shown = display.get(px, 0)
+            behind_total = prev.get(px, 0) - traded.get(px, 0)
+            cancelled = behind_total - shown
+            for o in fifo:
+                if self.queue_model == "probabilistic" and cancelled > 0:
+                    front = o.queue_ahead
+                    back = max(0.0, behind_total - front)
+                    p_back = back * back / (back * back + front * front) if back + front > 0 else 1.0
+                    o.queue_ahead = max(0.0, front - (1.0 - p_back) * cancelled)
+                o.queue_ahead = min(o.queue_ahead, float(shown))
+
+    def _fill_crossed(self, book: CoinBook, best_bid: int | None, best_ask: int | None) -> None:
+        """The market moved through our price (new best prices): fill the whole order at our price."""
+        for side_idx, opp_best in ((BID, best_ask), (ASK, best_bid)):
             ours = book.levels[side_idx]
-            opp = new[opp_idx]
-            if not ours or not opp:
+            if not ours or opp_best is None:
                 continue
-            opp_best = opp[0][0]
             crossed = [px for px in ours if (px >= opp_best if side_idx == BID else px <= opp_best)]
             for px in sorted(crossed, reverse=side_idx == BID):
                 for o in list(ours.get(px, [])):
