@@ -112,12 +112,19 @@ cdef class CascadeDetector:
     cdef readonly int direction          # -1 longs liquidated (sell flow), +1 shorts, 0 both/none
     cdef readonly long long trades, events, liquidations, large_trades, rejected
     cdef readonly double log_q           # streaming log-notional quantile
+    # adaptive baseline (0 half-life = the fixed mu): ratio = lambda / baseline,
+    # baseline = mu + (alpha/beta) x event_rate, the long-run mean of lambda at this market's rate
+    cdef readonly double baseline_half_life   # s (0 = off)
+    cdef readonly double baseline             # lambda-bar at the last update, per s (>= mu)
+    cdef readonly double event_rate           # bias-corrected EWMA of event marks per s
+    cdef double base_tau, base_mass, t_base
     cdef double q_scale, q_mean, t_first, t_sides, sell_w, buy_w, hot_until
     cdef bint started
 
     cdef int on_trade_c(self, double t, double notional, int side, bint is_liquidation) noexcept nogil
     cdef void _track_quantile(self, double lx) noexcept nogil
     cdef void _quiet_outputs(self) noexcept nogil
+    cdef double baseline_c(self, double t) noexcept nogil
     cdef void update_c(self, double t) noexcept nogil
 
 

@@ -5,7 +5,7 @@ Each estimator is O(1) per update with state preallocated at construction; the o
 O(grid) work is FillIntensity's refit on its timer. Bad inputs (NaN, inf, ≤ 0 where a
 positive value is required) are ignored and counted, never propagated into outputs.
 """
-from libc.math cimport exp, fabs, floor, isfinite, log, sqrt, M_PI, INFINITY
+from libc.math cimport exp, expm1, fabs, floor, isfinite, log, sqrt, M_PI, INFINITY
 from libc.stdlib cimport calloc, free
 
 cdef double LN2 = 0.6931471805599453
@@ -653,12 +653,25 @@ cdef class CascadeDetector:
     direction: −1 longs liquidated (sell flow), +1 shorts liquidated (buy flow), 0 mixed/none,
     from the β-decayed share (> 0.7) of each side. A cascade stays `active` for cooldown_s
     after the ratio last exceeded 3.
+
+    Baseline: a fixed μ makes R = λ/μ ≫ 5 forever on a tape whose large trades arrive faster
+    than μ, so the ratio is taken against this market's normal intensity instead:
+    baseline = μ + (α/β)·m̂, the long-run mean of λ when marks arrive at m̂ per second.
+    m̂ = Σ s_i·e^{−(t − t_i)/τ} / (τ·(1 − e^{−e/τ})) is an EWMA of the mark rate (τ from
+    baseline_half_life) divided by the weight it has accumulated since the first trade
+    (e = max(t − t_first, 1/β)), so it is unbiased from the start and is the plain average
+    rate while e ≪ τ. A burst lifts λ at the Hawkes speed (half-life ln2/β ≈ 7 s) but the
+    baseline only at τ, so R measures the burst against the last ~10 minutes.
+    baseline_half_life = 0 restores the fixed μ.
     """
 
     def __init__(self, double mu=0.01, double alpha=0.5, double beta=0.1,
                  double size_scale=10000.0, double warmup_s=60.0, double cooldown_s=0.0,
-                 double quantile_p=0.99, long long quantile_min_trades=200):
+                 double quantile_p=0.99, long long quantile_min_trades=200,
+                 double baseline_half_life=600.0):
         _check_positive("size_scale", size_scale)
+        if not (baseline_half_life >= 0.0 and isfinite(baseline_half_life)):
+            raise ValueError(f"baseline_half_life must be finite and >= 0, got {baseline_half_life!r}")
         if not (warmup_s >= 0.0 and isfinite(warmup_s)):
             raise ValueError(f"warmup_s must be finite and >= 0, got {warmup_s!r}")
         if not (cooldown_s >= 0.0 and isfinite(cooldown_s)):
@@ -671,6 +684,11 @@ cdef class CascadeDetector:
         self.cooldown_s = cooldown_s
         self.quantile_p = quantile_p
         self.quantile_min_trades = quantile_min_trades
+        self.baseline_half_life = baseline_half_life
+        self.base_tau = baseline_half_life / LN2
+        self.base_mass = 0.0
+        self.baseline = mu
+        self.event_rate = 0.0
         self.started = False
         self.hot_until = -INFINITY
         self._quiet_outputs()
@@ -695,6 +713,7 @@ cdef class CascadeDetector:
             self.started = True
             self.t_first = t
             self.t_sides = t
+            self.t_base = t
         self.trades += 1
         lx = log(notional)
         large = self.trades > self.quantile_min_trades and lx > self.log_q
@@ -704,6 +723,11 @@ cdef class CascadeDetector:
             if mark < 0.01:
                 mark = 0.01
             self.hawkes.on_event_c(t, mark)
+            if t > self.t_base:     # a late event counts at the latest time seen, as in the Hawkes sum
+                if self.base_tau > 0.0:
+                    self.base_mass *= exp(-(t - self.t_base) / self.base_tau)
+                self.t_base = t
+            self.base_mass += mark
             if t > self.t_sides:
                 decay = exp(-self.hawkes.beta * (t - self.t_sides))
                 self.sell_w *= decay
@@ -737,16 +761,33 @@ cdef class CascadeDetector:
         else:
             self.log_q += eta * self.q_scale * self.quantile_p
 
+    cdef double baseline_c(self, double t) noexcept nogil:
+        """λ̄(t) = μ + (α/β)·m̂(t); sets event_rate (m̂). μ alone when the baseline is off."""
+        cdef double tq, mass, elapsed, weight
+        cdef double beta = self.hawkes.beta
+        if self.base_tau <= 0.0 or not self.started:
+            self.event_rate = 0.0
+            return self.hawkes.mu
+        tq = t if t > self.t_base else self.t_base
+        mass = self.base_mass * exp(-(tq - self.t_base) / self.base_tau)
+        elapsed = tq - self.t_first
+        if elapsed < 1.0 / beta:        # no rate is measurable faster than the excitation decays
+            elapsed = 1.0 / beta
+        weight = -self.base_tau * expm1(-elapsed / self.base_tau)
+        self.event_rate = mass / weight
+        return self.hawkes.mu + self.hawkes.alpha / beta * self.event_rate
+
     cdef void update_c(self, double t) noexcept nogil:
         cdef double r, sev, decay, sw, bw, share
         if not isfinite(t):
             return
+        self.baseline = self.baseline_c(t)
         if not self.started or t - self.t_first < self.warmup_s:
             self.warm = False
             self._quiet_outputs()
             return
         self.warm = True
-        r = self.hawkes.intensity_c(t) / self.hawkes.mu
+        r = self.hawkes.intensity_c(t) / self.baseline
         self.ratio = r
         sev = _clamp((r - 1.0) / 4.0, 0.0, 1.0)
         self.severity = sev

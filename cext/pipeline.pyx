@@ -318,6 +318,7 @@ cdef class Pipeline:
         self.stale = False
         self.cycles += 1
         self.last_t = t
+        self.reconciler.budget.refill(t)    # slow time refill of the execution budget
         sigma = self.vol.sigma_eff
         if ready:
             best_bid = b.bid_px[0]

@@ -20,6 +20,15 @@ cdef enum:
     QUOTE_BAD_MODEL = -2    # sigma, A, kappa, gamma, fee, drift, horizon or multipliers invalid
     QUOTE_BAD_LIMITS = -3   # position, max position, pending sizes, side totals or caps invalid
 
+# Why a side came out empty (Quoter.bid_empty / ask_empty); the model wanting no quote is not silent
+cdef enum:
+    SIDE_QUOTED = 0
+    SIDE_INVALID = 1        # compute refused the inputs (see last_rc)
+    SIDE_NO_SIZE = 2        # side total is 0: position limit, exchange cap, target or cascade factor
+    SIDE_TOO_DEEP = 3       # the GLFT touch depth lies beyond max_depth
+    SIDE_BELOW_MIN = 4      # side total below one minimum-value order, or the limits cannot hold one
+    SIDE_NO_PRICE = 5       # no valid price (a bid at or below zero)
+
 cdef struct QuoteInputs:
     double microprice        # size-weighted touch price, price units (> 0)
     int64_t best_bid         # best bid, ticks (>= 1)
@@ -144,6 +153,9 @@ cdef class Quoter:
     cdef readonly double delta_ask
     cdef readonly double cap_bid            # side size after limits and caps, coins
     cdef readonly double cap_ask
+    cdef readonly int bid_empty             # SIDE_* reason of the last compute (SIDE_QUOTED if quoted)
+    cdef readonly int ask_empty
+    cdef readonly long n_min_rounded        # sides quoted at one level rounded up to the minimum
     cdef int64_t* bid_px_c                  # ticks, strictly decreasing
     cdef double* bid_sz_c                   # coins, floored to szDecimals
     cdef int64_t* bid_lots_c                # size in lots (10^-szDecimals coins)
@@ -165,7 +177,7 @@ cdef class Quoter:
 
     cdef int compute(self, QuoteInputs* q) noexcept
     cdef int _side(self, int side, double delta1, double kappa, double size_total,
-                   double micro_ticks, QuoteInputs* q) noexcept
+                   double hard_cap, double micro_ticks, QuoteInputs* q) noexcept
 
 
 cdef class TargetLiquidity:

@@ -351,6 +351,8 @@ cdef class Quoter:
         rc = _validate(q, self.px_scale)
         self.last_rc = rc
         if rc != QUOTE_OK:
+            self.bid_empty = SIDE_INVALID
+            self.ask_empty = SIDE_INVALID
             self.n_invalid += 1
             self.half_spread_bid = 0.0
             self.half_spread_ask = 0.0
@@ -395,45 +397,72 @@ cdef class Quoter:
             ca = _dmin(ca, _dmax(p - q.pending_ask, 0.0))
         elif -p > m:
             cb = _dmin(cb, _dmax(-p - q.pending_bid, 0.0))
-        self.cap_bid = _dmin(_dmin(cb, q.q_bid), q.exch_cap_bid)
-        self.cap_ask = _dmin(_dmin(ca, q.q_ask), q.exch_cap_ask)
+        # the hard caps (limits, exchange) bound any rounding up of the soft side total q_side
+        cb = _dmin(cb, q.exch_cap_bid)
+        ca = _dmin(ca, q.exch_cap_ask)
+        self.cap_bid = _dmin(cb, q.q_bid)
+        self.cap_ask = _dmin(ca, q.q_ask)
 
-        self.n_bid = self._side(1, self.delta_bid, q.kappa_bid, self.cap_bid, micro_ticks, q)
-        self.n_ask = self._side(-1, self.delta_ask, q.kappa_ask, self.cap_ask, micro_ticks, q)
+        self.n_bid = self._side(1, self.delta_bid, q.kappa_bid, self.cap_bid, cb, micro_ticks, q)
+        self.n_ask = self._side(-1, self.delta_ask, q.kappa_ask, self.cap_ask, ca, micro_ticks, q)
         return QUOTE_OK
 
     cdef int _side(self, int side, double delta1, double kappa, double size_total,
-                   double micro_ticks, QuoteInputs* q) noexcept:
+                   double hard_cap, double micro_ticks, QuoteInputs* q) noexcept:
         cdef int K = self.levels, k_used, n, i, worst, alive
         cdef int pd = self.px_decimals
         cdef int64_t total_lots, min_size_lots, guard, px, lots
-        cdef double tick_frac, depth_k, ratio, d, w, weight_sum, edge_cost
+        cdef double tick_frac, depth_k, ratio, d, w, weight_sum, edge_cost, min_request_lots
         cdef int64_t* out_px
         cdef int64_t* out_lots
         cdef double* out_sz
         cdef double* out_depth
-        if not (size_total > 0.0) or not (delta1 <= self.max_depth):
+        cdef int* empty = &self.bid_empty if side > 0 else &self.ask_empty
+        empty[0] = SIDE_QUOTED
+        if not (size_total > 0.0):
+            empty[0] = SIDE_NO_SIZE
             return 0
+        if not (delta1 <= self.max_depth):
+            empty[0] = SIDE_TOO_DEEP
+            return 0
+        if side > 0:
+            guard = floor_valid(q.best_ask - 1, pd)     # post-only: strictly below the best ask
+            px = floor_valid(floor_tol(micro_ticks * (1.0 - delta1)), pd)
+            if px > guard:
+                px = guard
+            if px <= 0:
+                empty[0] = SIDE_NO_PRICE
+                return 0
+        else:
+            guard = ceil_valid(q.best_bid + 1, pd)      # post-only: strictly above the best bid
+            px = ceil_valid(ceil_tol(micro_ticks * (1.0 + delta1)), pd)
+            if px < guard:
+                px = guard
         total_lots = floor_tol(_dmin(size_total * self.sz_scale, MAX_LOTS))
+        # the touch level's minimum in lots, rounded UP: a bid sits below the microprice, so the
+        # minimum at the microprice floored to the lot is always short of the $10 x safety value
+        min_size_lots = (self.min_value_scaled + px - 1) // px
+        if total_lots < min_size_lots:
+            # a side total of one minimum-size order (section 8's fallback) is quoted as one level
+            # rounded up to a valid size, as long as the position and exchange limits hold it
+            min_request_lots = (self.min_notional * self.min_notional_safety * self.sz_scale
+                                / q.microprice)
+            if (size_total * self.sz_scale >= min_request_lots * (1.0 - 1e-9)
+                    and floor_tol(_dmin(hard_cap * self.sz_scale, MAX_LOTS)) >= min_size_lots):
+                total_lots = min_size_lots
+                self.n_min_rounded += 1
+            else:
+                empty[0] = SIDE_BELOW_MIN
+                return 0
         # levels the side total can fill at the exchange minimum (K' of section 8)
-        min_size_lots = ceil_tol(self.min_notional * self.min_notional_safety * self.sz_scale
-                                 / q.microprice)
-        if min_size_lots < 1:
-            min_size_lots = 1
         k_used = K
         if total_lots // min_size_lots < k_used:
             k_used = <int>(total_lots // min_size_lots)
-        if k_used <= 0:
-            return 0
 
         # geometric depths delta1 .. delta_K (spacing fixed by K so fewer levels stay near the touch)
         tick_frac = grid_unit(floor_tol(micro_ticks), pd) / micro_ticks
         depth_k = _dmin(_dmax(5.0 * delta1, delta1 + K * tick_frac), self.max_depth)
         ratio = pow(depth_k / delta1, 1.0 / (K - 1)) if K > 1 else 1.0
-        if side > 0:
-            guard = floor_valid(q.best_ask - 1, pd)     # post-only: strictly below the best ask
-        else:
-            guard = ceil_valid(q.best_bid + 1, pd)      # post-only: strictly above the best bid
         edge_cost = q.adverse_sel + q.fee_maker
         n = 0
         d = delta1
@@ -461,8 +490,6 @@ cdef class Quoter:
             self._min_lots[n] = (self.min_value_scaled + px - 1) // px
             self._alive[n] = 1
             n += 1
-        if n == 0:
-            return 0
 
         # drop the lightest level that cannot reach the minimum value, give its mass to the rest
         alive = n
@@ -472,12 +499,13 @@ cdef class Quoter:
                 if self._alive[i]:
                     weight_sum += self._weight[i]
             if not weight_sum > 0.0:
+                empty[0] = SIDE_BELOW_MIN
                 return 0
             worst = -1
             for i in range(n):
                 if not self._alive[i]:
                     continue
-                lots = <int64_t>c_floor(total_lots * self._weight[i] / weight_sum)
+                lots = floor_tol(total_lots * self._weight[i] / weight_sum)   # w/w may be 1 - 1ulp
                 self._lots[i] = lots
                 if lots < self._min_lots[i]:
                     if worst < 0 or self._weight[i] <= self._weight[worst]:
@@ -486,7 +514,8 @@ cdef class Quoter:
                 break
             self._alive[worst] = 0
             alive -= 1
-            if alive == 0:
+            if alive == 0:      # unreachable: total_lots >= k_used x the touch minimum (see above)
+                empty[0] = SIDE_BELOW_MIN
                 return 0
 
         if side > 0:

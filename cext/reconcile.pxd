@@ -36,13 +36,17 @@ cdef class ExecutionBudget:
     cdef readonly double reward_floor      # minimum tokens per fill
     cdef readonly double bulk_discount     # cost of a batch of n actions = 1 + bulk_discount*(n - 1)
     cdef readonly bint enabled             # False: never gates (rollback knob), still counts spent
+    cdef readonly double refill_per_s      # tokens added per second of time, up to max_tokens (0 = off)
     cdef readonly double available         # tokens now (negative after emergency spends = debt)
     cdef readonly double earned
+    cdef readonly double refilled          # tokens added by the time refill
     cdef readonly double spent
+    cdef double t_refill                   # time of the last refill, s (NaN before the first)
     cdef readonly long long skipped        # refused spends (and reconcile cycles that dropped actions)
     cdef readonly long long emergency_uses
 
     cpdef double on_fill(self, double notional) noexcept     # notional in USD; returns tokens earned
+    cpdef double refill(self, double t) noexcept              # time in s; returns tokens added
     cpdef double cost(self, int n) noexcept                   # tokens for one batch of n actions
     cpdef bint can_afford(self, int n) noexcept
     cpdef bint spend(self, int n) noexcept                    # False (and skipped += 1) when short
@@ -93,8 +97,14 @@ cdef class Reconciler:
     cdef long long* side_key                # -side * px of side_slots (ascending = best first)
     cdef double side_rate                   # touch-volume rate of the side, read once per cycle
     cdef char* slot_used                    # matched / cancelled this cycle
-    cdef int* mand_slot
+    cdef int* mand_slot                     # mandatory cancels (slots)
     cdef int n_mand
+    cdef int* mis_slot                      # mispriced resting orders of the side, best first
+    cdef int* um_tgt                        # unmatched target indices of the side, best first
+    cdef int* mmod_slot                     # mandatory modifies: a mispriced order moved onto a target
+    cdef long long* mmod_px
+    cdef double* mmod_sz
+    cdef int n_mmod
     cdef int cand_cap
     cdef int* c_kind
     cdef int* c_slot
@@ -127,6 +137,8 @@ cdef class Reconciler:
     cdef readonly long long locked
     cdef readonly long long budget_skipped
     cdef readonly long long mandatory_cancels
+    cdef readonly long long mispriced       # orders priced through their side's target touch: mandatory
+    cdef readonly long long mandatory_modifies  # ... of which moved onto an unmatched target
     cdef readonly long long cap_skipped     # places / size increases refused by the side cap
     cdef readonly long long targets_dropped  # invalid or crossing targets
     cdef readonly long long cycles
@@ -140,6 +152,7 @@ cdef class Reconciler:
     cdef readonly int last_locked
     cdef readonly int last_budget_skipped
     cdef readonly int last_mandatory
+    cdef readonly int last_mispriced
 
     cpdef int order_placed(self, int slot, int side, long long px_ticks, double sz, double displayed_at_px,
                            double t) noexcept
@@ -151,8 +164,10 @@ cdef class Reconciler:
     # diff_c: targets per side best first (bids descending, asks ascending; ticks, sizes), the book
     # side levels best first (for the displayed size at a target price), best bid/ask ticks (<= 0:
     # unknown), mid in ticks (double), sigma per sqrt(s), pull flags (cancel every order of that
-    # side), and per-side caps on total resting size in coin (inf = none).  Fills the action arrays
-    # and returns n_actions; never raises.  Python: diff(...).
+    # side), and per-side caps on total resting size in coin (inf = none).  Orders priced through
+    # their side's target touch by more than the match tolerance (or on a side with no target) get
+    # a mandatory modify onto an unmatched target or a mandatory cancel.  Fills the action arrays
+    # (mandatory first within each kind) and returns n_actions; never raises.  Python: diff(...).
     cdef int diff_c(self,
                     const long long* bid_px, const double* bid_sz, int n_bid,
                     const long long* ask_px, const double* ask_sz, int n_ask,

@@ -6,7 +6,7 @@ whether moving an order buys enough fill probability; Reconciler matches resting
 ladder and emits the smallest affordable set of cancels, modifies and places.
 """
 cimport cython
-from libc.math cimport INFINITY, fabs, isfinite
+from libc.math cimport INFINITY, NAN, fabs, isfinite
 from libc.stdlib cimport calloc, free
 
 import numpy as np
@@ -60,11 +60,16 @@ cdef inline double displayed_at(const long long* px, const double* sz, int n, in
 
 @cython.final
 cdef class ExecutionBudget:
-    """Token bucket for API actions: earned by fills, spent per batch, with an emergency reserve."""
+    """Token bucket for API actions: earned by fills, spent per batch, with an emergency reserve.
+
+    Fills alone leave a market maker that is not getting filled with no tokens for ever, and then
+    no way to move stale orders; refill(t) adds refill_per_s tokens per second of (engine) time up
+    to max_tokens, which also pays back emergency debt.
+    """
 
     def __cinit__(self, double initial=100.0, double max_tokens=500.0, double reserve=20.0,
                   double reward_per_1000=0.5, double reward_floor=0.5, double bulk_discount=0.8,
-                  bint enabled=True):
+                  bint enabled=True, double refill_per_s=1.0):
         if not initial >= 0.0:
             raise ValueError(f"initial tokens must be >= 0 (inf allowed), got {initial}")
         if not (max_tokens > 0.0):
@@ -77,6 +82,8 @@ cdef class ExecutionBudget:
             raise ValueError(f"reward_floor must be a finite number >= 0, got {reward_floor}")
         if not (0.0 <= bulk_discount <= 1.0):
             raise ValueError(f"bulk_discount must be in [0, 1], got {bulk_discount}")
+        if not (refill_per_s >= 0.0 and isfinite(refill_per_s)):
+            raise ValueError(f"refill_per_s must be a finite number >= 0, got {refill_per_s}")
         self.initial = initial
         self.max_tokens = max_tokens
         self.reserve = reserve
@@ -84,7 +91,27 @@ cdef class ExecutionBudget:
         self.reward_floor = reward_floor
         self.bulk_discount = bulk_discount
         self.enabled = enabled
+        self.refill_per_s = refill_per_s
+        self.t_refill = NAN
         self.available = initial
+
+    cpdef double refill(self, double t) noexcept:
+        cdef double add
+        if not isfinite(t):
+            return 0.0
+        if not (t > self.t_refill):             # first call (NaN) or time did not advance
+            if self.t_refill != self.t_refill:
+                self.t_refill = t
+            return 0.0
+        add = self.refill_per_s * (t - self.t_refill)
+        self.t_refill = t
+        if add <= 0.0 or not (self.available < self.max_tokens):
+            return 0.0
+        if self.available + add > self.max_tokens:
+            add = self.max_tokens - self.available
+        self.available += add
+        self.refilled += add
+        return add
 
     cpdef double on_fill(self, double notional) noexcept:
         cdef double earn
@@ -129,14 +156,15 @@ cdef class ExecutionBudget:
 
     @property
     def utilization(self) -> float:
-        cdef double base = self.earned + self.initial
+        cdef double base = self.earned + self.initial + self.refilled
         if base > 0.0 and isfinite(base):
             return self.spent / base
         return 0.0
 
     def __repr__(self) -> str:
         return (f"ExecutionBudget(available={self.available:.2f}, earned={self.earned:.2f}, "
-                f"spent={self.spent:.2f}, skipped={self.skipped}, emergency_uses={self.emergency_uses}, "
+                f"refilled={self.refilled:.2f}, spent={self.spent:.2f}, skipped={self.skipped}, "
+                f"emergency_uses={self.emergency_uses}, "
                 f"enabled={bool(self.enabled)})")
 
 
@@ -236,6 +264,11 @@ cdef class Reconciler:
         self.side_key = <long long*>calloc(max_orders, sizeof(long long))
         self.slot_used = <char*>calloc(max_orders, sizeof(char))
         self.mand_slot = <int*>calloc(max_orders, sizeof(int))
+        self.mis_slot = <int*>calloc(max_orders, sizeof(int))
+        self.um_tgt = <int*>calloc(max_levels, sizeof(int))
+        self.mmod_slot = <int*>calloc(max_orders, sizeof(int))
+        self.mmod_px = <long long*>calloc(max_orders, sizeof(long long))
+        self.mmod_sz = <double*>calloc(max_orders, sizeof(double))
         self.c_kind = <int*>calloc(self.cand_cap, sizeof(int))
         self.c_slot = <int*>calloc(self.cand_cap, sizeof(int))
         self.c_side = <int*>calloc(self.cand_cap, sizeof(int))
@@ -247,6 +280,8 @@ cdef class Reconciler:
         self.c_order = <int*>calloc(self.cand_cap, sizeof(int))
         if (not self.state or not self.o_side or not self.o_px or not self.o_sz or not self.side_slots
                 or not self.side_key or not self.slot_used or not self.mand_slot or not self.c_kind
+                or not self.mis_slot or not self.um_tgt or not self.mmod_slot or not self.mmod_px
+                or not self.mmod_sz
                 or not self.c_slot or not self.c_side or not self.c_px or not self.c_sz
                 or not self.c_value or not self.c_dsize or not self.c_taken or not self.c_order):
             raise MemoryError()
@@ -279,6 +314,11 @@ cdef class Reconciler:
         free(self.side_key)
         free(self.slot_used)
         free(self.mand_slot)
+        free(self.mis_slot)
+        free(self.um_tgt)
+        free(self.mmod_slot)
+        free(self.mmod_px)
+        free(self.mmod_sz)
         free(self.c_kind)
         free(self.c_slot)
         free(self.c_side)
@@ -391,15 +431,35 @@ cdef class Reconciler:
                            long long best_same, long long best_opposite, double mid_ticks, double sigma,
                            bint pull, double cap) noexcept:
         cdef int side_idx = 0 if side > 0 else 1
-        cdef int slot, i, j, k, n = 0, best_slot, lo, hi, mid
+        cdef int slot, i, j, k, n = 0, best_slot, lo, hi, mid, n_mis = 0, n_um = 0
         cdef char st
-        cdef long long p, tpx, tkey, tmp_key, tol_ticks_units
+        cdef long long p, tpx, tkey, tmp_key, tol_ticks_units, touch = 0
         cdef double committed = 0.0, in_flight = 0.0, cap_limit, cum, tsz, osz, tol, dist, dsz
+        cdef double touch_tol = 0.0
         cdef double best_dist = 0.0, best_dsz = 0.0, shown, p_cur, p_new, edge
         cdef int decision
         cdef QueueTracker tracker = self.tracker
         self.side_rate = tracker.touch_rate(side)
-        # pass 1: this side's orders; pulled side or crossing orders are mandatory cancels
+        # the side's target touch: its best valid target (0 = the side has none)
+        if not pull:
+            for j in range(min(n_t, self.max_levels)):
+                tpx = t_px[j]
+                tsz = t_sz[j]
+                if tpx <= 0 or not (tsz > 0.0 and isfinite(tsz)) or (
+                        best_opposite > 0 and ((side > 0 and tpx >= best_opposite)
+                                               or (side < 0 and tpx <= best_opposite))):
+                    continue
+                touch = tpx
+                touch_tol = max(
+                    <double>(self.match_tolerance_ticks * valid_tick_units(tpx, self.sz_decimals)),
+                    self.match_tolerance_bps * 1e-4 * <double>tpx)
+                break
+        # pass 1: this side's orders; pulled side or crossing orders are mandatory cancels.  Orders
+        # priced through the target touch by more than the match tolerance (a bid above the target
+        # best bid, an ask below the target best ask), or on a side with no target, are mispriced:
+        # the market moved or the model stepped back, and such an order is the next adverse fill.
+        # They must be fixed whatever the budget: moved onto an unmatched target (one modify keeps
+        # the ladder quoted), or cancelled when none is left or the order is not acked yet.
         for slot in range(self.max_orders):
             st = self.state[slot]
             if st == SLOT_FREE or self.o_side[slot] != side:
@@ -414,6 +474,20 @@ cdef class Reconciler:
                 self.mand_slot[self.n_mand] = slot
                 self.n_mand += 1
                 committed -= self.o_sz[slot]
+                continue
+            if touch == 0 or <double>(side * (p - touch)) > touch_tol:
+                self.last_mispriced += 1
+                committed -= self.o_sz[slot]
+                if touch == 0 or st == SLOT_PENDING:
+                    self.mand_slot[self.n_mand] = slot
+                    self.n_mand += 1
+                else:       # best first (key -side * px ascending), ties by slot
+                    j = n_mis - 1
+                    while j >= 0 and -side * self.o_px[self.mis_slot[j]] > -side * p:
+                        self.mis_slot[j + 1] = self.mis_slot[j]
+                        j -= 1
+                    self.mis_slot[j + 1] = slot
+                    n_mis += 1
                 continue
             # insertion into best-first order (key = -side * px ascending), ties by slot
             tmp_key = -side * p
@@ -443,8 +517,8 @@ cdef class Reconciler:
                     self.side_key[k] = self.side_key[i]
                     k += 1
             n = k
-        self.committed[side_idx] = committed
         if pull:
+            self.committed[side_idx] = committed
             return
         # pass 2: greedy match, targets best first, nearest unmatched order within tolerance
         # (ties: smaller size difference, then lower slot); orders are sorted, so search outward
@@ -497,11 +571,8 @@ cdef class Reconciler:
                         best_dsz = dsz
                 i -= 1
             if best_slot < 0:
-                shown = displayed_at(b_px, b_sz, n_b, side, tpx) if n_b > 0 else 0.0
-                p_new = (touch_probability(side, tpx, best_same, self.horizon, sigma)
-                         * execute_probability(shown, self.side_rate, self.horizon))
-                edge = fabs(<double>tpx - mid_ticks) / mid_ticks if mid_ticks > 0.0 else 0.0
-                self.add_candidate(ACT_PLACE, -1, side, tpx, tsz, p_new * edge, tsz)
+                self.um_tgt[n_um] = j
+                n_um += 1
                 continue
             slot = best_slot
             self.slot_used[slot] = 1
@@ -530,6 +601,35 @@ cdef class Reconciler:
                 self.last_filter_skipped += 1
             else:
                 self.add_candidate(ACT_MODIFY, slot, side, tpx, tsz, p_new - p_cur, tsz - osz)
+        # mispriced orders move onto the unmatched targets, best onto best, within the side cap;
+        # the rest of the targets become optional places worth P_new x edge
+        k = 0
+        for i in range(n_um):
+            j = self.um_tgt[i]
+            tpx = t_px[j]
+            tsz = t_sz[j]
+            if k < n_mis:
+                slot = self.mis_slot[k]
+                k += 1
+                if committed + tsz <= cap_limit:
+                    self.mmod_slot[self.n_mmod] = slot
+                    self.mmod_px[self.n_mmod] = tpx
+                    self.mmod_sz[self.n_mmod] = tsz
+                    self.n_mmod += 1
+                    committed += tsz
+                    continue
+                self.mand_slot[self.n_mand] = slot
+                self.n_mand += 1
+            shown = displayed_at(b_px, b_sz, n_b, side, tpx) if n_b > 0 else 0.0
+            p_new = (touch_probability(side, tpx, best_same, self.horizon, sigma)
+                     * execute_probability(shown, self.side_rate, self.horizon))
+            edge = fabs(<double>tpx - mid_ticks) / mid_ticks if mid_ticks > 0.0 else 0.0
+            self.add_candidate(ACT_PLACE, -1, side, tpx, tsz, p_new * edge, tsz)
+        while k < n_mis:
+            self.mand_slot[self.n_mand] = self.mis_slot[k]
+            self.n_mand += 1
+            k += 1
+        self.committed[side_idx] = committed
         # pass 3: unmatched orders become optional cancels worth -P_fill
         for i in range(n):
             slot = self.side_slots[i]
@@ -555,6 +655,7 @@ cdef class Reconciler:
         cdef ExecutionBudget budget = self.budget
         self.n_actions = 0
         self.n_mand = 0
+        self.n_mmod = 0
         self.n_cand = 0
         self.last_kept = 0
         self.last_modified = 0
@@ -564,6 +665,7 @@ cdef class Reconciler:
         self.last_locked = 0
         self.last_budget_skipped = 0
         self.last_mandatory = 0
+        self.last_mispriced = 0
         self.cycles += 1
         if n_bid > self.max_levels:
             self.targets_dropped += n_bid - self.max_levels
@@ -585,12 +687,17 @@ cdef class Reconciler:
                           best_bid, best_ask, mid_ticks, sigma, pull_bid, max_bid_size)
         self.collect_side(-1, ask_px, ask_sz, n_ask, book_ask_px, book_ask_sz, n_book_ask,
                           best_ask, best_bid, mid_ticks, sigma, pull_ask, max_ask_size)
-        # mandatory cancels go out whatever the budget says
+        # mandatory cancels and modifies go out whatever the budget says
         if self.n_mand > 0:
             if budget.can_afford(self.n_mand):
                 budget.spend(self.n_mand)
             else:
                 budget.emergency_spend(self.n_mand)
+        if self.n_mmod > 0:
+            if budget.can_afford(self.n_mmod):
+                budget.spend(self.n_mmod)
+            else:
+                budget.emergency_spend(self.n_mmod)
         # optional actions by value, best first (stable insertion sort of indices)
         for i in range(self.n_cand):
             x = i
@@ -602,7 +709,7 @@ cdef class Reconciler:
         cap_limit[0] = max_bid_size * (1.0 + CAP_SLACK) + 1e-12
         cap_limit[1] = max_ask_size * (1.0 + CAP_SLACK) + 1e-12
         batch[ACT_CANCEL] = self.n_mand
-        batch[ACT_MODIFY] = 0
+        batch[ACT_MODIFY] = self.n_mmod
         batch[ACT_PLACE] = 0
         for k in range(self.n_cand):
             i = self.c_order[k]
@@ -624,12 +731,17 @@ cdef class Reconciler:
             budget.skipped += 1
         if optional_cost > 0.0:
             budget.charge(optional_cost)
-        # the action list: cancels (mandatory first), modifies, places
+        # the action list: cancels, modifies, places (mandatory first within each kind)
         for i in range(self.n_mand):
             x = self.mand_slot[i]
             self.emit(ACT_CANCEL, x, self.o_side[x], self.o_px[x], self.o_sz[x], True)
         self.last_mandatory = self.n_mand
         for kind in range(3):
+            if kind == ACT_MODIFY:
+                for i in range(self.n_mmod):
+                    x = self.mmod_slot[i]
+                    self.emit(ACT_MODIFY, x, self.o_side[x], self.mmod_px[i], self.mmod_sz[i], True)
+                self.last_modified += self.n_mmod
             for i in range(self.n_cand):
                 if self.c_taken[i] and self.c_kind[i] == kind:
                     self.emit(kind, self.c_slot[i], self.c_side[i], self.c_px[i], self.c_sz[i], False)
@@ -648,6 +760,8 @@ cdef class Reconciler:
         self.locked += self.last_locked
         self.budget_skipped += self.last_budget_skipped
         self.mandatory_cancels += self.last_mandatory
+        self.mispriced += self.last_mispriced
+        self.mandatory_modifies += self.n_mmod
         return self.n_actions
 
     def diff(self, const long long[::1] bid_px, const double[::1] bid_sz,
@@ -701,6 +815,7 @@ cdef class Reconciler:
             "kept": self.kept, "modified": self.modified, "cancelled": self.cancelled,
             "placed": self.placed, "filter_skipped": self.filter_skipped, "locked": self.locked,
             "budget_skipped": self.budget_skipped, "mandatory_cancels": self.mandatory_cancels,
+            "mispriced": self.mispriced, "mandatory_modifies": self.mandatory_modifies,
             "cap_skipped": self.cap_skipped, "targets_dropped": self.targets_dropped,
             "cycles": self.cycles, "rejected": self.rejected,
         }

@@ -109,6 +109,13 @@ SCHEMA: dict[str, tuple[str, list[Option]]] = {
         _o("reward_per_1000", float, 0.5, "tokens earned per $1000 filled", 0, 1000),
         _o("reward_floor", float, 0.5, "minimum tokens earned per fill", 0, 1000),
         _o("bulk_discount", float, 0.8, "cost of each extra item in a bulk action", 0, 1),
+        _o("refill_per_s", float, 1.0, "tokens added per second of time, up to max_tokens (0 = fills only, the "
+           "rollback). Fills alone leave a maker that is not being filled without tokens after its first requotes, "
+           "unable to move its orders again. 1/s caps the sustained rate at 60 actions/min, the low end of what the "
+           "filter is expected to leave (algorithms.md §14) and 1/6 of the unfiltered engine on BTCUSDT; measured "
+           "(perf/BACKTEST.md): 0.1/s, Hyperliquid's own trickle for a rate-limited address, cannot even pay back "
+           "the mandatory fixes (no fills on four runs), 0.5/s still starves the synthetic market (1 fill in 345 s)",
+           0, 1000),
         _o("delta_lambda_threshold", float, 0.10, "update only if the relative fill-probability gain Δλ exceeds this", 0, 100),
         _o("min_gain", float, 0.01, "… and the absolute P(fill) gain exceeds this (0 = the relative rule alone; "
            "deep orders otherwise chase one-tick moves)", 0, 1),
@@ -144,10 +151,14 @@ SCHEMA: dict[str, tuple[str, list[Option]]] = {
         _o("reject_storm_window_s", float, 10.0, "window for reject_storm_count", 0.1, 3600),
         _o("cooldown_s", float, 30.0, "transient trips recover after this long once healthy", 0, 86400),
         _o("cascade_cooldown_s", float, 30.0, "liquidation-cascade state is held this long after the trigger", 0, 3600),
+        _o("cascade_baseline_half_life_s", float, 600.0, "half-life of the cascade detector's baseline (the event rate "
+           "its intensity ratio is measured against); 0 = the fixed μ = 0.01/s, which a busy tape exceeds for ever",
+           0, 86400),
         _o("cancel_all_attempts", int, 5, "start-up/shutdown cancel-all attempts", 1, 100),
         _o("cancel_all_interval_ms", float, 500.0, "delay between cancel-all attempts", 0, 60000),
-        _o("liquidator_addresses", list, ["0x000000000000000000000000000000000000dead"],
-           "trade users that mark a trade as a liquidation (feeds the cascade detector)"),
+        _o("liquidator_addresses", list, ["0x4c495155494441544f5200000000000000000000"],
+           "trade users that mark a trade as a liquidation (feeds the cascade detector); the default is "
+           "the embedded venue's liquidator, on Hyperliquid list the liquidator addresses seen in `users`"),
     ]),
     "metrics": ("Prometheus exporter.", [
         _o("enabled", bool, True, "serve /metrics"),

@@ -86,10 +86,10 @@ trade = st.tuples(
 
 
 @settings(deadline=None, max_examples=100)
-@given(st.lists(trade, max_size=300), st.sampled_from([0.0, 5.0]))
-def test_cascade_matches_reference(trades, cooldown: float) -> None:
+@given(st.lists(trade, max_size=300), st.sampled_from([0.0, 5.0]), st.sampled_from([0.0, 20.0, 600.0]))
+def test_cascade_matches_reference(trades, cooldown: float, baseline_half_life: float) -> None:
     kw = dict(mu=0.05, alpha=0.8, beta=0.2, size_scale=10000.0, warmup_s=10.0, cooldown_s=cooldown,
-              quantile_min_trades=20)
+              quantile_min_trades=20, baseline_half_life=baseline_half_life)
     kern, ref = CascadeDetector(**kw), CascadeDetectorRef(**kw)
     t = 0.0
     for dt, lx, side, liq in trades:
@@ -103,10 +103,11 @@ def test_cascade_matches_reference(trades, cooldown: float) -> None:
     later = t + 3.0
     kern.update(later)
     assert rel_close(kern.ratio, ref.update(later)["ratio"])
+    assert rel_close(kern.baseline, ref.baseline(later))
 
 
 def _severity_at_rate(rate: float) -> CascadeDetector:
-    det = CascadeDetector()
+    det = CascadeDetector(baseline_half_life=0.0)  # the fixed-μ ratio
     n = int(120 * rate)
     for k in range(n + 1):  # mark floor 0.01: stationary R ≈ 1 + α·0.01·rate/(β·μ) = 1 + 5·rate
         det.on_trade(k / rate, 100.0, -1, True)
@@ -128,7 +129,7 @@ def test_cascade_severity_monotone_in_event_rate() -> None:
 
 def test_cascade_thresholds_and_outputs() -> None:
     # One liquidation of notional 6e4 ⇒ mark 6, excitation α·6 = 3 at the event: R = (0.01 + 3)/0.01.
-    det = CascadeDetector(mu=1.0, alpha=0.5, beta=0.1, warmup_s=0.0)
+    det = CascadeDetector(mu=1.0, alpha=0.5, beta=0.1, warmup_s=0.0, baseline_half_life=0.0)
     det.on_trade(0.0, 60_000.0, -1, True)
     assert det.ratio == pytest.approx(4.0)
     assert det.active and not det.pull
@@ -144,7 +145,7 @@ def test_cascade_thresholds_and_outputs() -> None:
 
 
 def test_cascade_warmup_keeps_outputs_quiet() -> None:
-    det = CascadeDetector(warmup_s=60.0)
+    det = CascadeDetector(warmup_s=60.0, baseline_half_life=0.0)
     for k in range(50):
         det.on_trade(k * 1.0, 1e6, 1, True)
         assert not det.warm and det.ratio == 1.0 and det.severity == 0.0 and not det.pull
@@ -153,7 +154,7 @@ def test_cascade_warmup_keeps_outputs_quiet() -> None:
 
 
 def test_cascade_cooldown_holds_active() -> None:
-    det = CascadeDetector(mu=1.0, alpha=0.5, beta=1.0, warmup_s=0.0, cooldown_s=30.0)
+    det = CascadeDetector(mu=1.0, alpha=0.5, beta=1.0, warmup_s=0.0, cooldown_s=30.0, baseline_half_life=0.0)
     det.on_trade(0.0, 60_000.0, -1, True)
     assert det.active
     det.update(10.0)                        # R back near 1, still inside the cool-down
@@ -187,6 +188,9 @@ def test_cascade_bad_inputs() -> None:
     assert det.ratio == 1.0 and det.direction_name == "none"
     with pytest.raises(ValueError):
         CascadeDetector(size_scale=0.0)
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(ValueError):
+            CascadeDetector(baseline_half_life=bad)
 
 
 def test_cascade_on_real_trade_streams() -> None:
@@ -221,3 +225,103 @@ def test_cascade_on_real_trade_streams() -> None:
                     hl.on_trade(int(ts) * 1e-9, float(tr["px"]) * float(tr["sz"]), 1 if tr["side"] == "B" else -1,
                                 False)
     assert hl.trades > 0 and hl.rejected == 0 and hl.events == 0 and hl.ratio == 1.0
+
+
+# ----------------------------------------------------------------------------- adaptive baseline
+def _busy_tape(det: CascadeDetector, rng: random.Random, t0: float, t1: float, rate: float) -> list[bool]:
+    """Liquidation-flagged events at `rate`/s with log-normal notionals; det.pull once per second."""
+    pulls, t, next_sample = [], t0, t0 + 1.0
+    while True:
+        t += rng.expovariate(rate)
+        while next_sample <= min(t, t1):
+            det.update(next_sample)
+            pulls.append(det.pull)
+            next_sample += 1.0
+        if t >= t1:
+            return pulls
+        det.on_trade(t, 20_000.0 * math.exp(0.8 * rng.gauss(0.0, 1.0)), rng.choice((1, -1)), True)
+
+
+def test_baseline_rate_is_unbiased_from_the_start() -> None:
+    det = CascadeDetector(mu=0.01, alpha=0.5, beta=0.1, warmup_s=0.0, baseline_half_life=600.0)
+    for k in range(31):                     # mark 2 every second: 2 marks/s
+        det.on_trade(float(k), 20_000.0, 1, True)
+    # the EWMA weight since the first trade is τ·(1 − e^{−30/τ}); the decayed mass matches it closely
+    assert det.event_rate == pytest.approx(2.0 * 31 / 30, rel=0.03)
+    assert det.baseline == pytest.approx(0.01 + 0.5 / 0.1 * det.event_rate, rel=1e-12)
+    assert 0.5 < det.ratio < 1.5           # a steady stream is the norm, not a cascade
+    quiet = CascadeDetector(baseline_half_life=600.0)
+    quiet.update(100.0)
+    assert quiet.baseline == 0.01 and quiet.event_rate == 0.0
+
+
+def test_busy_tape_is_not_a_cascade_but_a_burst_on_it_is() -> None:
+    rng = random.Random(11)
+    adaptive, fixed = CascadeDetector(), CascadeDetector(baseline_half_life=0.0)
+    steady_a = _busy_tape(adaptive, random.Random(11), 0.0, 900.0, 0.5)
+    steady_f = _busy_tape(fixed, rng, 0.0, 900.0, 0.5)
+    # after warm-up: the fixed μ = 0.01/s sees R ≈ 1 + α·s̄·0.5/(β·μ) ≫ 5 forever
+    assert sum(steady_f[60:]) / len(steady_f[60:]) > 0.95
+    assert sum(steady_a[60:]) / len(steady_a[60:]) < 0.03
+    burst = _busy_tape(adaptive, random.Random(12), 900.0, 915.0, 8.0)   # 16× the normal rate for 15 s
+    assert any(burst) and adaptive.ratio > 5.0
+    after = _busy_tape(adaptive, random.Random(13), 915.0, 1100.0, 0.5)
+    assert not any(after[60:])              # back to normal once the excitation decays
+
+
+def test_cascade_trips_on_synthetic_liquidation_cascades() -> None:
+    """The venue's synthetic market: every large liquidation burst pulls, the tape between them does not."""
+    from hlfast.venue.market import DEFAULT_COINS
+    from hlfast.venue.synthetic import SyntheticParams, SyntheticSource
+
+    src = SyntheticSource([DEFAULT_COINS["BTC"]], seed=4, block_ms=100,
+                          params=SyntheticParams(cascade_rate=1.0 / 300.0))
+    det = CascadeDetector()
+    bursts: list[list[float]] = []          # [start, liquidation trades, max ratio]
+    last_liq, quiet_pulled, quiet_s, t = -math.inf, 0, 0, 0.0
+    for _ in range(12_000):                 # 1200 s
+        block = src.next_block()
+        t = block.time_ms / 1000.0
+        for side, px, sz, liquidation in block.trades["BTC"]:
+            det.on_trade(t, px * sz, 1 if side == "B" else -1, liquidation)
+            if liquidation:
+                if t - last_liq > 10.0:
+                    bursts.append([t, 0, 0.0])
+                bursts[-1][1] += 1
+                last_liq = t
+        det.update(t)
+        if bursts and t - bursts[-1][0] < 20.0:
+            bursts[-1][2] = max(bursts[-1][2], det.ratio)
+        elif det.warm:
+            quiet_s += 1
+            quiet_pulled += det.pull
+    large = [b for b in bursts if b[1] >= 15 and b[0] - bursts[0][0] > 60.0]
+    assert large, "the seed must hold a large cascade after warm-up"
+    assert all(b[2] >= 5.0 for b in large), large
+    assert det.liquidations > 0 and quiet_pulled / quiet_s < 0.01
+
+
+def test_cascade_on_real_capture_is_not_a_permanent_pull() -> None:
+    """BTCUSDT 2024-08-08 (~60 trades/s): the fixed μ pulls for good, the adaptive baseline briefly."""
+    if not BINANCE.exists():
+        pytest.skip("shared data not available")
+    adaptive, fixed = CascadeDetector(), CascadeDetector(baseline_half_life=0.0)
+    last, warm_s, pulled_s, fixed_pulled_s = None, 0.0, 0.0, 0.0
+    with gzip.open(BINANCE, "rb") as f:
+        for line in f:
+            if b"@trade" not in line[:80]:
+                continue
+            ts, _, body = line.partition(b" ")
+            d = orjson.loads(body)["data"]
+            t = int(ts) * 1e-9
+            if last is not None and adaptive.warm:
+                warm_s += t - last
+                pulled_s += (t - last) * adaptive.pull
+                fixed_pulled_s += (t - last) * fixed.pull
+            for det in (adaptive, fixed):
+                det.on_trade(t, float(d["p"]) * float(d["q"]), -1 if d["m"] else 1, False)
+            last = t
+    assert warm_s > 200.0
+    assert fixed_pulled_s / warm_s > 0.99
+    assert 0.0 < pulled_s / warm_s < 0.10    # the 25 bp sell-off around t ≈ 220 s still trips it
+    assert adaptive.baseline > 100 * adaptive.hawkes.mu

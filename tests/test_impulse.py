@@ -70,20 +70,55 @@ def test_budget_rollback_knobs():
         ExecutionBudget(initial=-1.0)
 
 
+def test_budget_time_refill():
+    b = ExecutionBudget(initial=100.0, refill_per_s=0.5)
+    assert b.refill(1000.0) == 0.0 and b.available == 100.0        # the first call only starts the clock
+    assert b.refill(1010.0) == pytest.approx(5.0) and b.available == pytest.approx(105.0)
+    assert b.refill(1005.0) == 0.0 and b.refill(math.nan) == 0.0   # time going back / bad input: nothing
+    assert b.refill(1006.0) == 0.0                                 # ... and the clock did not move back
+    assert b.refill(1012.0) == pytest.approx(1.0)
+    assert not b.emergency_spend(200)                              # deep into debt (−54.2)
+    assert b.available < 0
+    b.refill(1012.0 + 2 * 80.0)                                    # debt is paid back by time too
+    assert b.available == pytest.approx(106.0 - (1 + 0.8 * 199) + 80.0)
+    b.refill(1e9)
+    assert b.available == 500.0 and b.refilled == pytest.approx(500.0 - 106.0 + (1 + 0.8 * 199) + 6.0)
+    assert b.utilization == pytest.approx(b.spent / (100.0 + b.refilled))
+    # rollback: no refill; unlimited and disabled budgets are untouched
+    for kw in (dict(refill_per_s=0.0), dict(initial=math.inf), dict(initial=0.0, enabled=False, refill_per_s=0.0)):
+        other = ExecutionBudget(**kw)
+        before = other.available
+        other.refill(0.0)
+        other.refill(1e6)
+        assert other.available == before and other.refilled == 0.0
+    with pytest.raises(ValueError, match="refill_per_s"):
+        ExecutionBudget(refill_per_s=-0.1)
+    with pytest.raises(ValueError, match="refill_per_s"):
+        ExecutionBudget(refill_per_s=math.inf)
+
+
 budget_op = st.one_of(
     st.tuples(st.just("fill"), st.floats(-10, 5e6, allow_nan=False)),
     st.tuples(st.sampled_from(["spend", "emergency", "afford"]), st.integers(-1, 40)),
+    st.tuples(st.just("refill"), st.one_of(st.floats(-5, 600, allow_nan=False), st.just(math.nan))),
 )
 
 
 @settings(deadline=None, max_examples=200)
 @given(ops=st.lists(budget_op, max_size=60), initial=st.sampled_from([0.0, 20.0, 100.0, math.inf]),
-       enabled=st.booleans(), discount=st.sampled_from([0.0, 0.5, 0.8, 1.0]))
-def test_budget_matches_reference(ops, initial, enabled, discount):
-    k = ExecutionBudget(initial=initial, enabled=enabled, bulk_discount=discount)
-    r = ExecutionBudgetRef(initial=initial, enabled=enabled, bulk_discount=discount)
+       enabled=st.booleans(), discount=st.sampled_from([0.0, 0.5, 0.8, 1.0]),
+       refill=st.sampled_from([0.0, 0.2, 3.0]))
+def test_budget_matches_reference(ops, initial, enabled, discount, refill):
+    k = ExecutionBudget(initial=initial, enabled=enabled, bulk_discount=discount, refill_per_s=refill)
+    r = ExecutionBudgetRef(initial=initial, enabled=enabled, bulk_discount=discount, refill_per_s=refill)
+    t = 0.0
     for op, arg in ops:
-        if op == "fill":
+        if op == "refill":
+            t = arg if math.isnan(arg) else t + arg      # a negative step: time going back
+            assert k.refill(t) == pytest.approx(r.refill(t), rel=1e-12)
+            if math.isnan(t):
+                t = 0.0
+        elif op == "fill":
             assert k.on_fill(arg) == r.on_fill(arg)
         elif op == "spend":
             assert k.spend(arg) == r.spend(arg)
@@ -91,7 +126,7 @@ def test_budget_matches_reference(ops, initial, enabled, discount):
             assert k.emergency_spend(arg) == r.emergency_spend(arg)
         else:
             assert k.can_afford(arg) == r.can_afford(arg)
-        for attr in ("available", "earned", "spent", "skipped", "emergency_uses", "utilization"):
+        for attr in ("available", "earned", "refilled", "spent", "skipped", "emergency_uses", "utilization"):
             assert getattr(k, attr) == pytest.approx(getattr(r, attr), rel=1e-12), attr
         if enabled and math.isfinite(initial):
             assert k.available <= max(initial, 500.0)

@@ -40,6 +40,11 @@ def finite(x: float) -> bool:
     return math.isfinite(x)
 
 
+def min_lots(px_ticks: int) -> int:
+    """Smallest size in lots worth $15 at px_ticks (ticks x lots = USD x 1e6 for every perp)."""
+    return -(-round(SAFE_VALUE * 1e6) // px_ticks)
+
+
 def ladder_of(q: Quoter) -> tuple[list, list]:
     bids = list(zip(q.bid_px.tolist(), q.bid_lots.tolist(), strict=True))
     asks = list(zip(q.ask_px.tolist(), q.ask_lots.tolist(), strict=True))
@@ -58,7 +63,9 @@ def check_orders(q: Quoter, best_bid: int, best_ask: int, cap_bid: float, cap_as
         steps = [b - a for a, b in zip(pxs, pxs[1:], strict=False)]
         assert all((d < 0) if side > 0 else (d > 0) for d in steps)       # strictly monotone
         total = sum(szs)
-        assert total <= (cap_bid if side > 0 else cap_ask) * (1 + 1e-9) + 1e-12
+        lots = (q.bid_lots if side > 0 else q.ask_lots).tolist()
+        rounded_up_minimum = len(pxs) == 1 and lots[0] == min_lots(pxs[0])
+        assert rounded_up_minimum or total <= (cap_bid if side > 0 else cap_ask) * (1 + 1e-9) + 1e-12
     for v in (q.delta_bid, q.delta_ask, q.half_spread_bid, q.skew_bid, q.cap_bid, q.cap_ask):
         assert finite(v)
 
@@ -193,6 +200,8 @@ def test_quoter_matches_reference_and_emits_only_valid_orders(case) -> None:
     for name in ("delta_bid", "delta_ask", "half_spread_bid", "half_spread_ask", "skew_bid",
                  "skew_ask", "cap_bid", "cap_ask"):
         assert getattr(q, name) == pytest.approx(getattr(r, name), rel=1e-12, abs=1e-300), name
+    assert (q.bid_empty, q.ask_empty) == (r.bid_empty, r.ask_empty)
+    assert (q.bid_empty == 0) == (q.n_bid > 0) and (q.ask_empty == 0) == (q.n_ask > 0)
     check_orders(q, inputs["best_bid"], inputs["best_ask"], q.cap_bid, q.cap_ask)
     assert q.bid_sz.tolist() == [lots / 10**szd for _, lots in bids]
 
@@ -396,6 +405,67 @@ def test_extreme_limits_stay_finite_and_valid(extreme: dict) -> None:
 def test_deep_touch_beyond_max_depth_leaves_the_side_empty() -> None:
     q = btc(Quoter(5), position=0.05, gamma=1e4, sigma=2e-3)
     assert q.n_bid == 0 and q.delta_bid > q.max_depth
+    assert q.bid_empty == ref.SIDE_NO_SIZE        # at the limit: no capacity is checked first
+    q = btc(Quoter(5), position=0.04, gamma=1e4, sigma=2e-3)
+    assert q.n_bid == 0 and q.delta_bid > q.max_depth
+    assert q.bid_empty == ref.SIDE_TOO_DEEP and q.ask_empty == ref.SIDE_QUOTED
+
+
+# ---------------------------------------------------------------- the minimum-size level
+
+@settings(deadline=None, max_examples=300)
+@given(mkt=market(), gamma=st.floats(1e-3, 10), sigma=st.floats(1e-5, 2e-3), kappa=st.floats(200, 2e4),
+       fee=st.floats(-1e-4, 3e-4), headroom=st.floats(1.2, 100))
+def test_min_size_target_always_quotes_one_valid_level(mkt, gamma, sigma, kappa, fee, headroom) -> None:
+    """Section 8's fallback (Q* = min_size when Q_soft is thin) must give a level on each side.
+
+    The minimum at the microprice floored to the lot is worth less than $15 (and a bid sits below the
+    microprice), so the ladder used to drop that only level and quote nothing."""
+    szd, micro, bb, ba = mkt
+    tl = TargetLiquidity()
+    assert tl.compute(1e5, micro, gamma, sigma, 0.0, 50.0, math.inf, math.inf, 0.0, True) == 0
+    assert tl.n_levels == 1 and tl.q_target == tl.min_size
+    # limits that hold one minimum order rounded up at any ladder depth (≤ 2 %) plus a lot
+    max_position = headroom * tl.min_size + 2 * 10.0 ** -szd
+    inputs = dict(microprice=micro, best_bid=bb, best_ask=ba, max_position=max_position,
+                  gamma=gamma, sigma=sigma, kappa_bid=kappa, fee_maker=fee, q_bid=tl.q_target,
+                  q_ask=tl.q_target)
+    q = quoter(szd)
+    assert q.quote(**inputs) == 0
+    r = ref.quote(szd, **inputs)
+    assert ladder_of(q) == (r.bids, r.asks) and (q.bid_empty, q.ask_empty) == (r.bid_empty, r.ask_empty)
+    for n, empty, delta in ((q.n_bid, q.bid_empty, q.delta_bid), (q.n_ask, q.ask_empty, q.delta_ask)):
+        if delta <= q.max_depth and empty != ref.SIDE_NO_PRICE:
+            assert n == 1 and empty == ref.SIDE_QUOTED
+    requested = math.floor(tl.q_target * 10**szd + 1e-9)
+    for px, lots in zip(q.bid_px.tolist() + q.ask_px.tolist(), q.bid_lots.tolist() + q.ask_lots.tolist(),
+                        strict=True):
+        assert min_lots(px) <= lots <= max(min_lots(px), requested)   # rounded up only to the minimum
+    check_orders(q, bb, ba, q.cap_bid, q.cap_ask)
+
+
+def test_min_size_level_on_the_real_capture_price() -> None:
+    micro = 61_801.3                            # BTCUSDT 2024-08-08: $15 is 24.27 lots of 1e-5 BTC
+    q = btc(Quoter(5), microprice=micro, best_bid=618010, best_ask=618020, q_bid=15.0 / micro,
+            q_ask=15.0 / micro)
+    assert q.n_bid == 1 and q.n_ask == 1 and q.n_min_rounded >= 2
+    assert q.bid_lots[0] * q.bid_px[0] >= 15e6 and q.ask_lots[0] * q.ask_px[0] >= 15e6
+    assert (q.bid_lots[0] - 1) * q.bid_px[0] < 15e6     # not a lot more than needed
+
+
+def test_empty_side_reasons() -> None:
+    min_size = SAFE_VALUE / 104321.37
+    q = btc(Quoter(5), q_bid=0.0, q_ask=0.9 * min_size)
+    assert (q.bid_empty, q.ask_empty) == (ref.SIDE_NO_SIZE, ref.SIDE_BELOW_MIN)
+    # the limits cannot hold one rounded-up minimum: no order rather than one beyond the limit
+    q = btc(Quoter(5), max_position=min_size, q_bid=min_size, q_ask=min_size)
+    assert q.bid_empty == ref.SIDE_BELOW_MIN and q.n_bid == 0
+    q = btc(Quoter(5), exch_cap_ask=0.5 * min_size, q_ask=min_size)
+    assert q.ask_empty == ref.SIDE_BELOW_MIN and q.n_ask == 0
+    q = btc(Quoter(5))
+    assert (q.bid_empty, q.ask_empty) == (ref.SIDE_QUOTED, ref.SIDE_QUOTED)
+    assert q.quote(microprice=math.nan, best_bid=1, best_ask=2, max_position=1.0, gamma=0.1) < 0
+    assert (q.bid_empty, q.ask_empty) == (ref.SIDE_INVALID, ref.SIDE_INVALID)
 
 
 def test_constructor_validation() -> None:

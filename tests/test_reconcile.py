@@ -42,6 +42,12 @@ class Pair:
         self.r = ReconcilerRef(budget=ExecutionBudgetRef(**budget_kwargs),
                                impulse_filter=ImpulseFilterRef(**filter_kwargs), **kwargs)
 
+    def __getattr__(self, name):
+        # mirror calls (order_placed, order_pending, ...) go to both with equal return codes
+        if name.startswith("order_"):
+            return lambda *args: self.call(name, *args)
+        raise AttributeError(name)
+
     def call(self, name, *args):
         a = getattr(self.k, name)(*args)
         b = getattr(self.r, name)(*args)
@@ -76,8 +82,9 @@ class Pair:
 def check_shape(actions):
     kinds = [a[0] for a in actions]
     assert kinds == sorted(kinds)  # cancels, then modifies, then places: one batch each
-    mandatory = [a[5] for a in actions]
-    assert mandatory == sorted(mandatory, reverse=True)  # mandatory cancels lead
+    for kind in set(kinds):  # within each batch the mandatory actions lead
+        mandatory = [a[5] for a in actions if a[0] == kind]
+        assert mandatory == sorted(mandatory, reverse=True)
     slots = [a[1] for a in actions if a[0] != ACT_PLACE]
     assert len(slots) == len(set(slots))  # one action per order at most
 
@@ -275,3 +282,88 @@ def test_python_views_of_the_action_list():
     assert list(k.act_sz) == [0.5, 0.25]
     assert list(k.act_slot) == [-1, -1]
     assert list(k.act_mandatory) == [0, 0]
+
+
+# ---------- stale orders priced through the new target touch ----------
+
+def test_orders_priced_through_the_target_touch_are_mandatory_even_when_broke():
+    """The model stepped back (the target touch moved away from the market): the old top orders now
+    sit ahead of the new targets, and with the tokens spent they used to stay there until the market
+    ran into them."""
+    pair = Pair(budget_kwargs=dict(initial=0.0, refill_per_s=0.0))
+    setup_resting(pair, [(100_000, 0.01), (99_990, 0.01), (99_900, 0.01)], side=1)
+    pair.order_placed(3, -1, 100_020, 0.01, 1.0, 0.0)
+    pair.order_placed(4, -1, 100_200, 0.01, 1.0, 0.0)
+    # tolerance at 99_950: max(3 ticks, 2 bp = 19.99); at 100_060: max(3 x 10, 20.01) = 30
+    bids = [(99_950, 0.01), (99_900, 0.01)]
+    asks = [(100_060, 0.01), (100_200, 0.01)]
+    acts = pair.diff(bids, asks, best_bid=100_000, best_ask=100_010, mid=100_005.0, sigma=1e-3)
+    check_shape(acts)
+    # 50 and 40 above, 40 below: mispriced.  The best of them moves onto the side's unmatched target
+    # in one modify; with no unmatched target left the other bid is cancelled.
+    assert [a for a in acts if a[5]] == [(ACT_CANCEL, 1, 1, 99_990, 0.01, True),
+                                         (ACT_MODIFY, 0, 1, 99_950, 0.01, True),
+                                         (ACT_MODIFY, 3, -1, 100_060, 0.01, True)]
+    assert not [a for a in acts if not a[5]]  # nothing optional is affordable
+    assert pair.k.mispriced == 3 and pair.k.last_mispriced == 3 and pair.k.mandatory_modifies == 2
+    assert pair.k.budget.emergency_uses == 2  # charged, into debt, never skipped
+
+
+def test_mispriced_ask_and_the_tolerance_edge():
+    pair = Pair(budget_kwargs=dict(initial=0.0, refill_per_s=0.0))
+    pair.order_placed(0, -1, 99_970, 0.01, 1.0, 0.0)   # exactly at the tolerance (30 ticks): not mispriced
+    pair.order_placed(1, -1, 99_969, 0.01, 1.0, 0.0)   # one tick more: mispriced
+    acts = pair.diff([], [(100_000, 0.01)], best_bid=99_900, best_ask=99_990, mid=99_945.0, sigma=1e-3)
+    assert [(a[1], a[5]) for a in acts if a[5]] == [(1, True)]
+    assert pair.k.last_mispriced == 1
+
+
+def test_a_side_without_targets_is_cancelled_as_mandatory():
+    pair = Pair(budget_kwargs=dict(initial=0.0, refill_per_s=0.0))
+    setup_resting(pair, [(1000, 1.0), (990, 1.0)], side=1)
+    pair.order_pending(2, 1, 980, 1.0)
+    acts = pair.diff([], [(1010, 1.0)], best_bid=1000, best_ask=1010, mid=1005.0, sigma=1e-3)
+    assert sorted(a[1] for a in acts if a[5]) == [0, 1, 2]
+    # targets that are all invalid or crossing leave the side without a touch as well
+    pair2 = Pair()
+    setup_resting(pair2, [(1000, 1.0)], side=1)
+    acts = pair2.diff([(1010, 1.0), (0, 1.0)], [], best_bid=1000, best_ask=1010, mid=1005.0, sigma=1e-3)
+    assert [a[:2] for a in acts if a[5]] == [(ACT_CANCEL, 0)]
+
+
+@settings(deadline=None, max_examples=150)
+@given(shift=st.integers(-60, 60), n_orders=st.integers(1, 6), budget=st.sampled_from([0.0, 30.0, math.inf]),
+       side=st.sampled_from([1, -1]))
+def test_market_moves_never_leave_mispriced_orders(shift, n_orders, budget, side):
+    """Whatever the budget, after a move no order is left priced through the new target touch."""
+    pair = Pair(budget_kwargs=dict(initial=budget, refill_per_s=0.0))
+    base = 100_000
+    for slot in range(n_orders):
+        pair.order_placed(slot, side, base - side * 10 * slot, 0.01, 0.5, 0.0)
+    touch = base - side * shift
+    targets = [(touch - side * 10 * j, 0.01) for j in range(4)]
+    best_same, best_opp = touch, touch + side * 30
+    kw = dict(best_bid=best_same if side > 0 else best_opp, best_ask=best_opp if side > 0 else best_same,
+              mid=touch + side * 15.0, sigma=1e-3)
+    acts = pair.diff(targets, [], **kw) if side > 0 else pair.diff([], targets, **kw)
+    check_shape(acts)
+    tol = max(3 * valid_tick(touch, 5), 2e-4 * touch)
+    final = {slot: base - side * 10 * slot for slot in range(n_orders)}
+    for kind, slot, _, px, _, mandatory in acts:
+        if kind == ACT_CANCEL:
+            del final[slot]
+        elif kind == ACT_MODIFY:
+            was_mispriced = side * (final[slot] - touch) > tol
+            assert mandatory == was_mispriced
+            final[slot] = px
+    assert all(side * (px - touch) <= tol for px in final.values())
+
+
+def test_a_mispriced_order_is_cancelled_when_its_move_would_break_the_side_cap():
+    pair = Pair(budget_kwargs=dict(initial=0.0, refill_per_s=0.0))
+    setup_resting(pair, [(1010, 1.0), (990, 1.0)], side=1)      # 1010 is 10 ticks through the touch 1000
+    targets = [(1000, 1.0), (990, 1.0)]
+    acts = pair.diff(targets, [], best_bid=1005, best_ask=1020, mid=1012.5, sigma=1e-3, max_bid_size=1.5)
+    assert [a for a in acts if a[5]] == [(ACT_CANCEL, 0, 1, 1010, 1.0, True)]
+    acts = pair.diff(targets, [], best_bid=1005, best_ask=1020, mid=1012.5, sigma=1e-3, max_bid_size=2.0)
+    assert [a for a in acts if a[5]] == [(ACT_MODIFY, 0, 1, 1000, 1.0, True)]

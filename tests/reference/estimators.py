@@ -298,12 +298,17 @@ class HawkesRef:
 
 
 class CascadeDetectorRef:
-    """Restatement of the cascade detector on top of the brute-force Hawkes sum."""
+    """Restatement of the cascade detector on top of the brute-force Hawkes sum.
+
+    The adaptive baseline is summed over every stored event too: μ + (α/β)·Σ s_i·e^{−(t − t_i)/τ}
+    divided by the weight τ·(1 − e^{−e/τ}) accumulated since the first trade, e ≥ 1/β."""
 
     def __init__(self, mu: float = 0.01, alpha: float = 0.5, beta: float = 0.1, size_scale: float = 10000.0,
                  warmup_s: float = 60.0, cooldown_s: float = 0.0, quantile_p: float = 0.99,
-                 quantile_min_trades: int = 200) -> None:
+                 quantile_min_trades: int = 200, baseline_half_life: float = 600.0) -> None:
         self.hawkes = HawkesRef(mu, alpha, beta)
+        self.tau = baseline_half_life / math.log(2.0)
+        self.t_base = -math.inf
         self.size_scale, self.warmup_s, self.cooldown_s = size_scale, warmup_s, cooldown_s
         self.p, self.min_trades = quantile_p, quantile_min_trades
         self.t_first: float | None = None
@@ -318,7 +323,7 @@ class CascadeDetectorRef:
         if not (math.isfinite(t) and _finite_positive(notional) and side in (1, -1)):
             return
         if self.t_first is None:
-            self.t_first = t
+            self.t_first = self.t_base = t
         self.trades += 1
         lx = math.log(notional)
         large = self.trades > self.min_trades and lx > self.log_q
@@ -331,21 +336,31 @@ class CascadeDetectorRef:
         if is_liquidation or large:
             mark = max(notional / self.size_scale, 0.01)
             self.hawkes.on_event(t, mark)
-            self.side_events.append((self.hawkes.t_last, mark, side))
+            self.t_base = max(self.t_base, t)
+            self.side_events.append((self.hawkes.t_last, mark, side, self.t_base))
         self.update(t)
+
+    def baseline(self, t: float) -> float:
+        h = self.hawkes
+        if self.tau <= 0 or self.t_first is None:
+            return h.mu
+        tq = max(t, self.t_base)
+        mass = sum(m * math.exp(-(tq - tb) / self.tau) for _, m, _, tb in self.side_events)
+        elapsed = max(tq - self.t_first, 1.0 / h.beta)
+        return h.mu + h.alpha / h.beta * mass / (self.tau * (1.0 - math.exp(-elapsed / self.tau)))
 
     def update(self, t: float) -> dict[str, float]:
         if self.t_first is None or t - self.t_first < self.warmup_s:
             self.out = dict(ratio=1.0, severity=0.0, size_factor=1.0, spread_mult=1.0, active=False,
                             pull=False, direction=0)
             return self.out
-        r = self.hawkes.intensity(t) / self.hawkes.mu
+        r = self.hawkes.intensity(t) / self.baseline(t)
         sev = _clamp((r - 1.0) / 4.0, 0.0, 1.0)
         if r > 3.0:
             self.hot_until = t + self.cooldown_s
         tq = max(t, self.hawkes.t_last)
-        sw = sum(m * math.exp(-self.hawkes.beta * (tq - ti)) for ti, m, sd in self.side_events if sd == -1)
-        bw = sum(m * math.exp(-self.hawkes.beta * (tq - ti)) for ti, m, sd in self.side_events if sd == 1)
+        sw = sum(m * math.exp(-self.hawkes.beta * (tq - ti)) for ti, m, sd, _ in self.side_events if sd == -1)
+        bw = sum(m * math.exp(-self.hawkes.beta * (tq - ti)) for ti, m, sd, _ in self.side_events if sd == 1)
         direction = 0
         if sw + bw > 1e-12:
             share = sw / (sw + bw)

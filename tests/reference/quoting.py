@@ -147,6 +147,11 @@ class Ladder:
     delta_ask: float = 0.0
     cap_bid: float = 0.0
     cap_ask: float = 0.0
+    bid_empty: int = 0      # SIDE_* reason the side is empty (0 = quoted)
+    ask_empty: int = 0
+
+
+SIDE_QUOTED, SIDE_INVALID, SIDE_NO_SIZE, SIDE_TOO_DEEP, SIDE_BELOW_MIN, SIDE_NO_PRICE = range(6)
 
 
 def _inputs_valid(q: dict, px_scale: float) -> int:
@@ -194,6 +199,7 @@ def quote(sz_decimals: int, levels: int = 25, min_notional: float = 10.0,
     out = Ladder()
     out.rc = _inputs_valid(q, px_scale)
     if out.rc:
+        out.bid_empty = out.ask_empty = SIDE_INVALID
         return out
     micro = q["microprice"]
     micro_ticks = micro * px_scale
@@ -223,36 +229,51 @@ def quote(sz_decimals: int, levels: int = 25, min_notional: float = 10.0,
         ca = min(ca, max(p - q["pending_ask"], 0.0))
     elif -p > m:
         cb = min(cb, max(-p - q["pending_bid"], 0.0))
-    out.cap_bid = min(min(cb, q["q_bid"]), q["exch_cap_bid"])
-    out.cap_ask = min(min(ca, q["q_ask"]), q["exch_cap_ask"])
+    hard = {1: min(cb, q["exch_cap_bid"]), -1: min(ca, q["exch_cap_ask"])}
+    out.cap_bid = min(hard[1], q["q_bid"])
+    out.cap_ask = min(hard[-1], q["q_ask"])
 
     min_value_scaled = ceil_tol(min_notional * min_notional_safety * 1e6)
     for side in (1, -1):
         delta1 = out.delta_bid if side > 0 else out.delta_ask
         kappa = q["kappa_bid"] if side > 0 else q["kappa_ask"]
         total = out.cap_bid if side > 0 else out.cap_ask
-        levels_out, depths_out = _side(side, delta1, kappa, total, micro_ticks, q, levels, pd, sz_scale,
-                                       min_value, min_value_scaled, max_depth, weight_epsilon)
+        levels_out, depths_out, empty = _side(side, delta1, kappa, total, hard[side], micro_ticks, q, levels,
+                                              pd, sz_scale, min_value, min_value_scaled, max_depth,
+                                              weight_epsilon)
         if side > 0:
-            out.bids, out.bid_depths = levels_out, depths_out
+            out.bids, out.bid_depths, out.bid_empty = levels_out, depths_out, empty
         else:
-            out.asks, out.ask_depths = levels_out, depths_out
+            out.asks, out.ask_depths, out.ask_empty = levels_out, depths_out, empty
     return out
 
 
-def _side(side, delta1, kappa, total, micro_ticks, q, K, pd, sz_scale, min_value, min_value_scaled,
+def _side(side, delta1, kappa, total, hard_cap, micro_ticks, q, K, pd, sz_scale, min_value, min_value_scaled,
           max_depth, weight_epsilon):
-    if not total > 0 or not delta1 <= max_depth:
-        return [], []
+    if not total > 0:
+        return [], [], SIDE_NO_SIZE
+    if not delta1 <= max_depth:
+        return [], [], SIDE_TOO_DEEP
+    guard = floor_valid(q["best_ask"] - 1, pd) if side > 0 else ceil_valid(q["best_bid"] + 1, pd)
+    if side > 0:
+        touch_px = min(floor_valid(floor_tol(micro_ticks * (1.0 - delta1)), pd), guard)
+        if touch_px <= 0:
+            return [], [], SIDE_NO_PRICE
+    else:
+        touch_px = max(ceil_valid(ceil_tol(micro_ticks * (1.0 + delta1)), pd), guard)
     total_lots = floor_tol(min(total * sz_scale, MAX_LOTS))
-    min_size_lots = max(ceil_tol(min_value * sz_scale / q["microprice"]), 1)
+    min_size_lots = -(-min_value_scaled // touch_px)     # the touch level's minimum, rounded up
+    if total_lots < min_size_lots:
+        # one minimum-size order requested (the section 8 fallback): one level rounded up to the lot
+        if (total * sz_scale >= min_value * sz_scale / q["microprice"] * (1.0 - 1e-9)
+                and floor_tol(min(hard_cap * sz_scale, MAX_LOTS)) >= min_size_lots):
+            total_lots = min_size_lots
+        else:
+            return [], [], SIDE_BELOW_MIN
     k_used = min(K, total_lots // min_size_lots)
-    if k_used <= 0:
-        return [], []
     tick_frac = grid_unit(floor_tol(micro_ticks), pd) / micro_ticks
     depth_k = min(max(5.0 * delta1, delta1 + K * tick_frac), max_depth)
     ratio = math.pow(depth_k / delta1, 1.0 / (K - 1)) if K > 1 else 1.0
-    guard = floor_valid(q["best_ask"] - 1, pd) if side > 0 else ceil_valid(q["best_bid"] + 1, pd)
     edge_cost = q["adverse_sel"] + q["fee_maker"]
     levels = []   # [px, depth, weight, min_lots]
     d = delta1
@@ -278,21 +299,21 @@ def _side(side, delta1, kappa, total, micro_ticks, q, K, pd, sz_scale, min_value
             if alive[i]:
                 weight_sum += lv[2]
         if not weight_sum > 0:
-            return [], []
+            return [], [], SIDE_BELOW_MIN
         worst = -1
         for i, lv in enumerate(levels):
             if not alive[i]:
                 continue
-            lots[i] = math.floor(total_lots * lv[2] / weight_sum)
+            lots[i] = floor_tol(total_lots * lv[2] / weight_sum)
             if lots[i] < lv[3] and (worst < 0 or lv[2] <= levels[worst][2]):
                 worst = i
         if worst < 0:
             break
         alive[worst] = False
         if not any(alive):
-            return [], []
+            return [], [], SIDE_BELOW_MIN
     kept = [i for i in range(len(levels)) if alive[i]]
-    return [(levels[i][0], lots[i]) for i in kept], [levels[i][1] for i in kept]
+    return [(levels[i][0], lots[i]) for i in kept], [levels[i][1] for i in kept], SIDE_QUOTED
 
 
 # ---------------------------------------------------------------- target liquidity

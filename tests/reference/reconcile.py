@@ -20,13 +20,31 @@ def valid_tick_ref(px_ticks: int, sz_decimals: int) -> int:
 
 class ExecutionBudgetRef:
     def __init__(self, initial=100.0, max_tokens=500.0, reserve=20.0, reward_per_1000=0.5, reward_floor=0.5,
-                 bulk_discount=0.8, enabled=True) -> None:
+                 bulk_discount=0.8, enabled=True, refill_per_s=1.0) -> None:
         self.initial, self.max_tokens, self.reserve = initial, max_tokens, reserve
         self.reward_per_1000, self.reward_floor, self.bulk_discount = reward_per_1000, reward_floor, bulk_discount
-        self.enabled = enabled
+        self.enabled, self.refill_per_s = enabled, refill_per_s
         self.available = initial
-        self.earned = self.spent = 0.0
+        self.earned = self.spent = self.refilled = 0.0
         self.skipped = self.emergency_uses = 0
+        self.t_refill: float | None = None
+
+    def refill(self, t: float) -> float:
+        """refill_per_s tokens per second since the last call, up to max_tokens."""
+        if not math.isfinite(t):
+            return 0.0
+        if self.t_refill is None or t <= self.t_refill:
+            if self.t_refill is None:
+                self.t_refill = t
+            return 0.0
+        add = self.refill_per_s * (t - self.t_refill)
+        self.t_refill = t
+        if add <= 0 or not self.available < self.max_tokens:
+            return 0.0
+        add = min(add, self.max_tokens - self.available)
+        self.available += add
+        self.refilled += add
+        return add
 
     def on_fill(self, notional: float) -> float:
         if not (notional >= 0 and math.isfinite(notional)):
@@ -68,7 +86,7 @@ class ExecutionBudgetRef:
 
     @property
     def utilization(self) -> float:
-        base = self.earned + self.initial
+        base = self.earned + self.initial + self.refilled
         return self.spent / base if base > 0 and math.isfinite(base) else 0.0
 
 
@@ -126,7 +144,7 @@ class ReconcilerRef:
         self.orders: dict[int, MirrorOrder] = {}
         self.counts = dict.fromkeys(
             ("kept", "modified", "cancelled", "placed", "filter_skipped", "locked", "budget_skipped",
-             "mandatory_cancels", "cap_skipped", "targets_dropped"), 0)
+             "mandatory_cancels", "mispriced", "mandatory_modifies", "cap_skipped", "targets_dropped"), 0)
         self.actions: list[tuple] = []
 
     def order_placed(self, slot, side, px, sz, displayed, t) -> int:
@@ -155,24 +173,40 @@ class ReconcilerRef:
         self.tracker.remove(slot)
         return 0
 
+    def _tolerance(self, px: int) -> float:
+        return max(self.tol_ticks * valid_tick_ref(px, self.sz_decimals), self.tol_bps * 1e-4 * px)
+
     @staticmethod
     def _crosses(side: int, px: int, best_opposite: int) -> bool:
         return best_opposite > 0 and (px >= best_opposite if side > 0 else px <= best_opposite)
 
-    def _side(self, side, targets, book, best_same, best_opp, mid, sigma, pull, cap, mandatory, cands):
+    def _side(self, side, targets, book, best_same, best_opp, mid, sigma, pull, cap, mandatory, cands, mand_mods):
         c = self.counts
         mine = [(slot, o) for slot, o in sorted(self.orders.items()) if o.side == side]
         committed = sum(o.sz for _, o in mine)
         in_flight = sum(o.sz for _, o in mine if o.state == CANCELLING)
-        eligible = []
+        valid = [tpx for tpx, tsz in targets[: self.max_levels]
+                 if tpx > 0 and tsz > 0 and math.isfinite(tsz) and not self._crosses(side, tpx, best_opp)]
+        touch = valid[0] if valid else None
+        eligible, mispriced = [], []
         for slot, o in mine:
             if o.state == CANCELLING:
                 continue
             if pull or self._crosses(side, o.px, best_opp):
                 mandatory.append(slot)
                 committed -= o.sz
+            elif touch is None or side * (o.px - touch) > self._tolerance(touch):
+                # priced through the target touch (or no target on the side): mispriced risk, moved
+                # onto an unmatched target below, or cancelled (no target, or not acked yet)
+                committed -= o.sz
+                self.counts["mispriced"] += 1
+                if touch is None or o.state == PENDING:
+                    mandatory.append(slot)
+                else:
+                    mispriced.append(slot)
             else:
                 eligible.append(slot)
+        mispriced.sort(key=lambda s: -side * self.orders[s].px)
         eligible.sort(key=lambda s: -side * self.orders[s].px)  # best first, stable on slot
         limit = cap * (1 + CAP_SLACK) + 1e-12
         if committed > limit:
@@ -189,19 +223,18 @@ class ReconcilerRef:
             return committed
         book_sz = dict(book)
         used: set[int] = set()
+        unmatched: list[tuple[int, float]] = []
         t = self.tracker
         for tpx, tsz in targets[: self.max_levels]:
             if tpx <= 0 or not (tsz > 0 and math.isfinite(tsz)) or self._crosses(side, tpx, best_opp):
                 c["targets_dropped"] += 1
                 continue
-            tol = max(self.tol_ticks * valid_tick_ref(tpx, self.sz_decimals), self.tol_bps * 1e-4 * tpx)
+            tol = self._tolerance(tpx)
             options = [(abs(self.orders[s].px - tpx), abs(self.orders[s].sz - tsz), s)
                        for s in eligible if s not in used and abs(self.orders[s].px - tpx) <= tol]
             shown = book_sz.get(tpx, 0.0)
             if not options:
-                p_new = t.fill_probability_new(side, tpx, shown, self.horizon, sigma, best_same)
-                edge = abs(tpx - mid) / mid if mid > 0 else 0.0
-                cands.append(Candidate(ACT_PLACE, -1, side, tpx, tsz, p_new * edge, tsz))
+                unmatched.append((tpx, tsz))
                 continue
             slot = min(options)[2]
             used.add(slot)
@@ -224,6 +257,18 @@ class ReconcilerRef:
                 c["filter_skipped"] += 1
             else:
                 cands.append(Candidate(ACT_MODIFY, slot, side, tpx, tsz, p_new - p_cur, tsz - o.sz))
+        for tpx, tsz in unmatched:
+            if mispriced:
+                slot = mispriced.pop(0)
+                if committed + tsz <= limit:
+                    mand_mods.append((slot, tpx, tsz))
+                    committed += tsz
+                    continue
+                mandatory.append(slot)
+            p_new = t.fill_probability_new(side, tpx, book_sz.get(tpx, 0.0), self.horizon, sigma, best_same)
+            edge = abs(tpx - mid) / mid if mid > 0 else 0.0
+            cands.append(Candidate(ACT_PLACE, -1, side, tpx, tsz, p_new * edge, tsz))
+        mandatory.extend(mispriced)
         for slot in eligible:
             if slot in used:
                 continue
@@ -240,21 +285,23 @@ class ReconcilerRef:
              pull_bid=False, pull_ask=False, max_bid_size=math.inf, max_ask_size=math.inf) -> list[tuple]:
         """bids/asks: [(px, sz)] best first; book_*: [(px, sz)].  Returns the action tuples."""
         mandatory: list[int] = []
+        mand_mods: list[tuple[int, int, float]] = []
         cands: list[Candidate] = []
         committed = {
             1: self._side(1, list(bids), book_bids, best_bid, best_ask, mid, sigma, pull_bid, max_bid_size,
-                          mandatory, cands),
+                          mandatory, cands, mand_mods),
             -1: self._side(-1, list(asks), book_asks, best_ask, best_bid, mid, sigma, pull_ask, max_ask_size,
-                           mandatory, cands),
+                           mandatory, cands, mand_mods),
         }
         b = self.budget
-        if mandatory:
-            if b.can_afford(len(mandatory)):
-                b.spend(len(mandatory))
-            else:
-                b.emergency_spend(len(mandatory))
+        for n_mandatory in (len(mandatory), len(mand_mods)):
+            if n_mandatory:
+                if b.can_afford(n_mandatory):
+                    b.spend(n_mandatory)
+                else:
+                    b.emergency_spend(n_mandatory)
         limits = {1: max_bid_size * (1 + CAP_SLACK) + 1e-12, -1: max_ask_size * (1 + CAP_SLACK) + 1e-12}
-        batch = {ACT_CANCEL: len(mandatory), ACT_MODIFY: 0, ACT_PLACE: 0}
+        batch = {ACT_CANCEL: len(mandatory), ACT_MODIFY: len(mand_mods), ACT_PLACE: 0}
         taken: set[int] = set()
         cost, dropped = 0.0, 0
         for i in sorted(range(len(cands)), key=lambda i: -cands[i].value):
@@ -278,9 +325,12 @@ class ReconcilerRef:
         actions = [(ACT_CANCEL, s, self.orders[s].side, self.orders[s].px, self.orders[s].sz, True)
                    for s in mandatory]
         for kind in (ACT_CANCEL, ACT_MODIFY, ACT_PLACE):
+            if kind == ACT_MODIFY:
+                actions += [(ACT_MODIFY, slot, self.orders[slot].side, px, sz, True) for slot, px, sz in mand_mods]
             actions += [(c.kind, c.slot, c.side, c.px, c.sz, False)
                         for i, c in enumerate(cands) if i in taken and c.kind == kind]
         self.counts["mandatory_cancels"] += len(mandatory)
+        self.counts["mandatory_modifies"] += len(mand_mods)
         self.counts["cancelled"] += sum(1 for a in actions if a[0] == ACT_CANCEL)
         self.counts["modified"] += sum(1 for a in actions if a[0] == ACT_MODIFY)
         self.counts["placed"] += sum(1 for a in actions if a[0] == ACT_PLACE)
