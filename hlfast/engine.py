@@ -251,7 +251,8 @@ class Engine:
         budget = ExecutionBudget(initial=imp.initial_tokens if imp.enabled else math.inf,
                                  max_tokens=imp.max_tokens, reserve=imp.emergency_reserve,
                                  reward_per_1000=imp.reward_per_1000, reward_floor=imp.reward_floor,
-                                 bulk_discount=imp.bulk_discount, enabled=imp.enabled)
+                                 bulk_discount=imp.bulk_discount, enabled=imp.enabled,
+                                 refill_per_s=imp.refill_per_s)
         filt = ImpulseFilter(threshold=imp.delta_lambda_threshold,
                              lock_threshold=imp.lock_threshold if imp.enabled else 1.0,
                              lock_override_bps=imp.lock_override_bps, enabled=imp.enabled,
@@ -269,7 +270,7 @@ class Engine:
             vol=Volatility(prior=q.sigma_prior),
             drift=Drift(),
             fill_intensity=FillIntensity(self.book.unit, kappa0=q.kappa_prior, a0=q.a_prior),
-            cascade=CascadeDetector(),
+            cascade=CascadeDetector(baseline_half_life=cfg.risk.cascade_baseline_half_life_s),
             latency=LatencyEwma(),
             target=TargetLiquidity(max_levels=q.levels, leverage=q.leverage,
                                    min_notional_safety=q.min_notional_safety),
@@ -676,7 +677,7 @@ class Engine:
             self._apply_state_to_pipeline(t)
             self._check_risk(t)
             if self.pipeline.quoting:
-                n = self.pipeline.cycle(time.perf_counter_ns() / 1e9)
+                n = self.pipeline.cycle(self._clock())
                 if n > 0:
                     self._send_actions(n, 0)
 
