@@ -1,8 +1,14 @@
 """Private-key handling: load, hold and use a secp256k1 key without ever exposing it.
 
-The secret lives only inside a ``coincurve.PrivateKey``; every textual form of
-:class:`PrivateKey` shows the derived address, never the key, and error messages
-built here describe what is wrong with a key without quoting it.
+The secret lives only inside a ``coincurve.PrivateKey`` (and, on the fast path, in the C memory
+of a :class:`hlfast.wire.Secp256k1Signer`); every textual form of :class:`PrivateKey` shows the
+derived address, never the key, and error messages built here describe what is wrong with a key
+without quoting it.
+
+Signing backends: ``"libsecp256k1"`` calls coincurve's bundled libsecp256k1 through its C function
+pointers (no per-call wrapper); ``"coincurve"`` uses coincurve's public API. Both give the same
+bytes (RFC 6979 nonces); ``"auto"`` takes the first when the compiled kernel and the library's
+symbols are present and it passes a self-check against the second.
 """
 from __future__ import annotations
 
@@ -13,6 +19,11 @@ from pathlib import Path
 
 import coincurve
 from Crypto.Hash import keccak
+
+try:  # compiled direct path (cext/wire.pyx)
+    from hlfast.wire import Secp256k1Signer as _Secp256k1Signer
+except ImportError:  # pragma: no cover - depends on the build
+    _Secp256k1Signer = None
 
 __all__ = [
     "KeyLoadError",
@@ -25,6 +36,8 @@ __all__ = [
 
 _SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HEX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+BACKENDS = ("auto", "libsecp256k1", "coincurve")
+_SELF_CHECK_DIGEST = keccak.new(digest_bits=256, data=b"hlfast signing self-check").digest()
 
 
 class KeyLoadError(ValueError):
@@ -68,15 +81,20 @@ class PrivateKey:
     from the signer address; otherwise both are the same.
     """
 
-    __slots__ = ("_key", "_address", "_account_address")
+    __slots__ = ("_key", "_direct", "_address", "_account_address")
 
-    def __init__(self, secret: bytes, *, account_address: str | None = None) -> None:
+    def __init__(self, secret: bytes, *, account_address: str | None = None, backend: str = "auto") -> None:
         if not isinstance(secret, (bytes, bytearray)) or len(secret) != 32:
             raise KeyLoadError("private key must be 32 bytes")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         value = int.from_bytes(secret, "big")
         if not 0 < value < _SECP256K1_ORDER:
             raise KeyLoadError("private key is outside the secp256k1 range")
         self._key = coincurve.PrivateKey(bytes(secret))
+        self._direct = None if backend == "coincurve" else _direct_signer(self._key, bytes(secret))
+        if backend == "libsecp256k1" and self._direct is None:
+            raise RuntimeError("the direct libsecp256k1 signing path is not available in this build")
         public = self._key.public_key.format(compressed=False)[1:]
         self._address = to_checksum_address("0x" + keccak256(public)[-20:].hex())
         if account_address is None:
@@ -87,8 +105,19 @@ class PrivateKey:
             self._account_address = to_checksum_address(account_address)
 
     @classmethod
-    def from_hex(cls, text: str, *, account_address: str | None = None, origin: str = "key") -> PrivateKey:
-        return cls(_parse_secret(text, origin), account_address=account_address)
+    def from_hex(cls, text: str, *, account_address: str | None = None, origin: str = "key",
+                 backend: str = "auto") -> PrivateKey:
+        return cls(_parse_secret(text, origin), account_address=account_address, backend=backend)
+
+    @property
+    def backend(self) -> str:
+        """The signing path in use: "libsecp256k1" (direct C calls) or "coincurve" (public API)."""
+        return "coincurve" if self._direct is None else "libsecp256k1"
+
+    @property
+    def digest_signer(self) -> object | None:
+        """The compiled :class:`hlfast.wire.Secp256k1Signer` for this key, or None on the coincurve path."""
+        return self._direct
 
     @property
     def address(self) -> str:
@@ -106,11 +135,13 @@ class PrivateKey:
 
     def sign_digest(self, digest32: bytes) -> tuple[int, int, int]:
         """ECDSA-sign a 32-byte digest (no hashing); returns (r, s, v) with low s and v in {27, 28}."""
-        sig = self._key.sign_recoverable(digest32, hasher=None)
+        sig = self.sign_digest_raw(digest32)
         return int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64] + 27
 
     def sign_digest_raw(self, digest32: bytes) -> bytes:
         """65 bytes r ‖ s ‖ recovery id (0/1), for callers that format the signature themselves."""
+        if self._direct is not None:
+            return self._direct.sign_digest(bytes(digest32))
         return self._key.sign_recoverable(digest32, hasher=None)
 
     def __repr__(self) -> str:
@@ -137,6 +168,19 @@ class PrivateKey:
 
     def __hash__(self) -> int:
         return hash(self._address)
+
+
+def _direct_signer(key: coincurve.PrivateKey, secret: bytes) -> object | None:
+    """The compiled direct signer if this build has it and it agrees with coincurve; else None."""
+    if _Secp256k1Signer is None:
+        return None
+    try:
+        direct = _Secp256k1Signer(secret)
+    except (ImportError, AttributeError, RuntimeError, ValueError, TypeError):
+        return None  # coincurve without the low-level symbols (or another layout)
+    if direct.sign_digest(_SELF_CHECK_DIGEST) != key.sign_recoverable(_SELF_CHECK_DIGEST, hasher=None):
+        return None
+    return direct
 
 
 def load_private_key(

@@ -4,6 +4,11 @@ The digest is computed directly (protocol.md §3.6) with the domain separator an
 Agent type hash precomputed, and signed with libsecp256k1 through coincurve.  The output
 is bit-identical to ``hyperliquid.utils.signing.sign_l1_action`` for the same inputs.
 
+With the compiled kernel (hlfast.wire) the engine's actions are packed to msgpack straight from
+their arrays, and digest, signature and its hex text come from one C call
+(:class:`hlfast.wire.Secp256k1Signer`); without it, or for unusual input, the Python path below
+produces the same bytes.
+
 Engine fast path: :meth:`Signer.sign_bulk_orders_ticks` (and ``sign_batch_modify_ticks``)
 take integer price ticks and coin sizes and return the signed payload, or ``None`` with
 ``last_error`` set when the input is unusable — they never raise.
@@ -23,10 +28,12 @@ import orjson
 
 from hlfast.keys import PrivateKey, keccak256, to_checksum_address
 
-try:  # optional compiled keccak and number text (cext/wire.pyx); the pure path gives identical bytes
+try:  # optional compiled digest, number text and action packer (cext/wire.pyx); same bytes as the pure path
+    from hlfast.wire import ActionPacker as _ActionPacker
     from hlfast.wire import l1_digest as _compiled_l1_digest
     from hlfast.wire import ticks_to_wire as _compiled_ticks_to_wire
 except ImportError:  # pragma: no cover - depends on the build
+    _ActionPacker = None
     _compiled_l1_digest = None
     _compiled_ticks_to_wire = None
 
@@ -180,7 +187,8 @@ class Signer:
     """
 
     def __init__(self, key: PrivateKey, *, is_mainnet: bool, vault_address: str | None = None,
-                 expires_after_ms: int | None = None, clock_ms: Callable[[], int] | None = None) -> None:
+                 expires_after_ms: int | None = None, clock_ms: Callable[[], int] | None = None,
+                 compiled: bool = True) -> None:
         if not isinstance(key, PrivateKey):
             raise TypeError("key must be a hlfast.keys.PrivateKey")
         if vault_address is not None and not _ADDRESS.match(vault_address):
@@ -194,7 +202,12 @@ class Signer:
         self._vault_tail = _vault_tail(vault_address)
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._last_nonce = 0
-        self._digest = (_l1_digest_py if _compiled_l1_digest is None else _compiled_l1_digest)
+        use_c = compiled and _compiled_l1_digest is not None
+        self._digest = _compiled_l1_digest if use_c else _l1_digest_py
+        # fused digest + ECDSA + hex text in C when the key signs through libsecp256k1 directly
+        direct = key.digest_signer if use_c else None
+        self._sign_l1 = None if direct is None else direct.sign_l1
+        self._packer = _ActionPacker() if use_c and _ActionPacker is not None else None
         self.signed = 0  # actions signed
         self.errors = 0  # fast-path calls refused for bad input
         self.last_error = ""
@@ -216,6 +229,11 @@ class Signer:
     def last_nonce(self) -> int:
         return self._last_nonce
 
+    @property
+    def fast_path(self) -> str:
+        """Which signing path is in use: "compiled+<key backend>" or "python+<key backend>"."""
+        return ("compiled+" if self._packer is not None else "python+") + self._key.backend
+
     # ------------------------------------------------------------------ nonces and signatures
     def next_nonce(self) -> int:
         """Strictly increasing per signer: max(now_ms, last + 1)."""
@@ -228,6 +246,10 @@ class Signer:
         return None if self.expires_after_ms is None else nonce + self.expires_after_ms
 
     def _sign_packed(self, packed: bytes, nonce: int, expires_after: int | None) -> dict:
+        if self._sign_l1 is not None:
+            sig = self._sign_l1(packed, nonce, self._vault_tail, expires_after, self.is_mainnet)
+            self.signed += 1
+            return sig
         digest = self._digest(packed, nonce, self._vault_tail, expires_after, self.is_mainnet)
         sig = self._key.sign_digest_raw(digest)
         self.signed += 1
@@ -246,12 +268,16 @@ class Signer:
 
     def payload(self, action: dict, nonce: int | None = None) -> dict:
         """Sign ``action`` and wrap it in the /exchange envelope, keys in the SDK's order."""
+        return self._payload_packed(action, _pack(action), nonce)
+
+    def _payload_packed(self, action: dict, packed: bytes, nonce: int | None) -> dict:
+        # packed must be msgpack.packb(action)
         if nonce is None:
             nonce = self.next_nonce()
         elif nonce > self._last_nonce:  # keep next_nonce() above every nonce used
             self._last_nonce = nonce
-        expires = self.expires_for(nonce)
-        return {"action": action, "nonce": nonce, "signature": self._sign_packed(_pack(action), nonce, expires),
+        expires = None if self.expires_after_ms is None else nonce + self.expires_after_ms
+        return {"action": action, "nonce": nonce, "signature": self._sign_packed(packed, nonce, expires),
                 "vaultAddress": self.vault_address, "expiresAfter": expires}
 
     # ------------------------------------------------------------------ builders (wire strings in)
@@ -323,7 +349,7 @@ class Signer:
                 side = sides[i]
                 if side != 1 and side != -1:
                     return self._fail(f"order {i}: side must be +1 or -1, got {side}")
-                wire = {"a": asset, "b": side == 1, "p": fmt(ticks, px_decimals),
+                wire = {"a": asset, "b": True if side == 1 else False, "p": fmt(ticks, px_decimals),
                         "s": fmt(lots, sz_decimals), "r": reduce_only, "t": {"limit": {"tif": tif}}}
                 if cloids is not None and cloids[i] is not None:
                     wire["c"] = cloids[i]
@@ -341,6 +367,11 @@ class Signer:
 
         Returns None (``errors`` incremented, ``last_error`` set) on unusable input.
         """
+        if self._packer is not None:
+            built = self._packer.order_action(asset, sides, px_ticks, sizes, cloids, n, px_decimals, sz_decimals,
+                                              tif, reduce_only)
+            if built is not None:
+                return self._payload_packed(built[0], built[1], nonce)
         wires = self._tick_order_wires(asset, sides, px_ticks, sizes, cloids, n, px_decimals, sz_decimals,
                                        tif, reduce_only)
         if wires is None:
@@ -353,6 +384,11 @@ class Signer:
                                 sz_decimals: int, tif: str = "Alo", reduce_only: bool = False,
                                 nonce: int | None = None) -> dict | None:
         """Signed ``batchModify`` payload; ``targets[i]`` is the oid (int) or cloid of the order replaced."""
+        if self._packer is not None:
+            built = self._packer.batch_modify_action(asset, targets, sides, px_ticks, sizes, cloids, n,
+                                                     px_decimals, sz_decimals, tif, reduce_only)
+            if built is not None:
+                return self._payload_packed(built[0], built[1], nonce)
         wires = self._tick_order_wires(asset, sides, px_ticks, sizes, cloids, n, px_decimals, sz_decimals,
                                        tif, reduce_only)
         if wires is None:
@@ -365,6 +401,10 @@ class Signer:
 
     def sign_cancel_fast(self, asset: int, oids: Sequence[int], n: int, nonce: int | None = None) -> dict | None:
         """Signed ``cancel`` payload for the first n oids; None on unusable input."""
+        if self._packer is not None:
+            built = self._packer.cancel_action(asset, oids, n)
+            if built is not None:
+                return self._payload_packed(built[0], built[1], nonce)
         if n <= 0 or n > 200:
             return self._fail(f"batch of {n} cancels (must be 1..200)")
         try:
@@ -376,6 +416,10 @@ class Signer:
     def sign_cancel_by_cloid_fast(self, asset: int, cloids: Sequence[str], n: int,
                                   nonce: int | None = None) -> dict | None:
         """Signed ``cancelByCloid`` payload for the first n cloids; None on unusable input."""
+        if self._packer is not None:
+            built = self._packer.cancel_by_cloid_action(asset, cloids, n)
+            if built is not None:
+                return self._payload_packed(built[0], built[1], nonce)
         if n <= 0 or n > 200:
             return self._fail(f"batch of {n} cancels (must be 1..200)")
         try:

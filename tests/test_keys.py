@@ -9,6 +9,9 @@ import traceback
 import pytest
 from eth_account import Account
 from eth_keys import keys as eth_keys
+from hyperliquid.utils.signing import sign_l1_action
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hlfast.keys import KeyLoadError, PrivateKey, generate_private_key, load_private_key, to_checksum_address
 from hlfast.signer import Signer
@@ -122,3 +125,67 @@ def test_generate_private_key_is_random_and_usable():
 def test_bad_account_address():
     with pytest.raises(KeyLoadError, match="account address"):
         PrivateKey.from_hex(SECRET_HEX, account_address="0x1234")
+
+
+# ------------------------------------------------------------------------------- signing backends
+wire = pytest.importorskip("hlfast.wire")
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SECRETS = st.integers(1, SECP256K1_ORDER - 1).map(lambda v: "0x" + v.to_bytes(32, "big").hex())
+
+
+@settings(deadline=None, max_examples=60)
+@given(SECRETS, st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=4))
+def test_direct_libsecp256k1_and_public_coincurve_sign_identically(secret_hex, digests):
+    direct = PrivateKey.from_hex(secret_hex, backend="libsecp256k1")
+    public = PrivateKey.from_hex(secret_hex, backend="coincurve")
+    assert direct.backend == "libsecp256k1" and public.backend == "coincurve"
+    assert public.digest_signer is None and direct.address == public.address
+    reference = eth_keys.PrivateKey(bytes.fromhex(secret_hex[2:]))
+    for digest in digests:
+        raw = direct.sign_digest_raw(digest)
+        assert raw == public.sign_digest_raw(digest)
+        sig = reference.sign_msg_hash(digest)
+        assert direct.sign_digest(digest) == public.sign_digest(digest) == (sig.r, sig.s, sig.v + 27)
+
+
+def test_auto_backend_is_direct_in_this_build():
+    assert PrivateKey.from_hex(SECRET_HEX).backend == "libsecp256k1"
+    with pytest.raises(ValueError, match="backend"):
+        PrivateKey.from_hex(SECRET_HEX, backend="openssl")
+
+
+@pytest.mark.parametrize("failure", [AttributeError("no secp256k1_ecdsa_sign_recoverable"),
+                                     ImportError("no coincurve._libsecp256k1")])
+def test_missing_low_level_symbols_fall_back_to_coincurve(monkeypatch, failure):
+    def unavailable():
+        raise failure
+
+    monkeypatch.setattr(wire, "_secp256k1_cache", None)
+    monkeypatch.setattr(wire, "_load_secp256k1", unavailable)
+    key = PrivateKey.from_hex(SECRET_HEX)
+    assert key.backend == "coincurve" and key.digest_signer is None
+    with pytest.raises(RuntimeError, match="not available"):
+        PrivateKey.from_hex(SECRET_HEX, backend="libsecp256k1")
+    signer = Signer(key, is_mainnet=False)
+    assert signer.fast_path == "compiled+coincurve"
+    payload = signer.sign_bulk_orders_ticks(0, [1], [1001], [0.5], None, 1, 1, 2, nonce=77)
+    direct = Signer(PrivateKey.from_hex(SECRET_HEX, backend="coincurve"), is_mainnet=False, compiled=False)
+    assert payload == direct.sign_bulk_orders_ticks(0, [1], [1001], [0.5], None, 1, 1, 2, nonce=77)
+    assert payload["signature"] == sign_l1_action(Account.from_key(SECRET_HEX), payload["action"], None, 77,
+                                                  None, False)
+
+
+def test_direct_signer_never_shows_or_exports_the_secret():
+    key = PrivateKey.from_hex(DISTINCT_HEX)
+    direct = key.digest_signer
+    assert direct is not None
+    for text in (repr(direct), str(direct), repr(key), str(dir(direct))):
+        assert not _leaks(text, DISTINCT_HEX)
+    with pytest.raises(TypeError):
+        pickle.dumps(direct)
+    with pytest.raises(TypeError):
+        copy.copy(direct)
+    assert not hasattr(direct, "secret") and not hasattr(direct, "__dict__")
+    with pytest.raises(ValueError) as info:
+        direct.sign_digest(b"short")
+    assert not _leaks("".join(traceback.format_exception(info.value)), DISTINCT_HEX)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import msgpack
 import orjson
 import pytest
 from eth_account import Account
@@ -328,3 +329,161 @@ def test_ws_post_frame_carries_the_payload_in_order():
     assert frame.index(b'"action"') < frame.index(b'"nonce"') < frame.index(b'"signature"') \
         < frame.index(b'"vaultAddress"') < frame.index(b'"expiresAfter"')
     assert recover_signer(decoded["request"]["payload"], False) == KEY.address
+
+
+# ------------------------------------------------------------------------------- compiled packer and signer
+PACKER = wire.ActionPacker()
+INT64 = st.integers(-2**63, 2**63 - 1)
+INT_EDGES = [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, -1, -32, -33, -128, -129,
+             -32768, -32769, -2**31, -2**31 - 1, -2**63]
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.one_of(INT64, st.sampled_from(INT_EDGES)))
+def test_compiled_int_encoding_equals_msgpack(value):
+    assert wire.msgpack_int(value) == msgpack.packb(value)
+
+
+LONG_TEXT = st.text(alphabet="0123456789abcdefx", min_size=0, max_size=300)
+
+
+@st.composite
+def packer_batches(draw):
+    n = draw(st.one_of(st.integers(1, 20), st.sampled_from([15, 16, 199, 200])))
+    sz_dec = draw(st.integers(0, 8))
+    px_dec = draw(st.integers(0, 8))
+    sides = [draw(st.sampled_from([1, -1])) for _ in range(n)]
+    ticks = [draw(st.integers(1, 2**63 - 1)) for _ in range(n)]
+    lots = [draw(st.integers(1, 10**12)) for _ in range(n)]
+    cloids = draw(st.one_of(st.none(), st.lists(st.one_of(st.none(), CLOIDS, LONG_TEXT), min_size=n,
+                                                 max_size=n)))
+    targets = [draw(st.one_of(st.integers(0, 2**63 - 1), CLOIDS, LONG_TEXT)) for _ in range(n)]
+    asset = draw(st.one_of(st.sampled_from([0, 1, 127, 128, 10000, 110003]), INT64))
+    return n, sz_dec, px_dec, sides, ticks, lots, cloids, targets, asset
+
+
+@settings(deadline=None, max_examples=150)
+@given(packer_batches(), TIFS, st.booleans())
+def test_packer_bytes_equal_msgpack_and_python_actions(batch, tif, reduce_only):
+    n, sz_dec, px_dec, sides, ticks, lots, cloids, targets, asset = batch
+    sizes = [lot / 10**sz_dec for lot in lots]
+    python = Signer(KEY, is_mainnet=False, compiled=False)
+    built = PACKER.order_action(asset, sides, ticks, sizes, cloids, n, px_dec, sz_dec, tif, reduce_only)
+    assert built is not None
+    action, packed = built
+    assert packed == msgpack.packb(action)
+    wires = python._tick_order_wires(asset, sides, ticks, sizes, cloids, n, px_dec, sz_dec, tif, reduce_only)
+    expected = {"type": "order", "orders": wires, "grouping": "na"}
+    assert packed == msgpack.packb(expected) and orjson.dumps(action) == orjson.dumps(expected)
+    action, packed = PACKER.batch_modify_action(asset, targets, sides, ticks, sizes, cloids, n, px_dec, sz_dec,
+                                                tif, reduce_only)
+    expected = {"type": "batchModify", "modifies": [{"oid": t, "order": w} for t, w in zip(targets, wires, strict=True)]}
+    assert packed == msgpack.packb(expected) and orjson.dumps(action) == orjson.dumps(expected)
+    keys = [t for t in targets if isinstance(t, str)] or ["0x" + "0" * 32]
+    action, packed = PACKER.cancel_by_cloid_action(asset, keys, len(keys))
+    assert packed == msgpack.packb({"type": "cancelByCloid", "cancels": [{"asset": asset, "cloid": c}
+                                                                          for c in keys]})
+    assert action == msgpack.unpackb(packed)
+    oids = [t for t in targets if isinstance(t, int)] or [0]
+    action, packed = PACKER.cancel_action(asset, oids, len(oids))
+    assert packed == msgpack.packb({"type": "cancel", "cancels": [{"a": asset, "o": o} for o in oids]})
+    assert action == msgpack.unpackb(packed)
+
+
+@settings(deadline=None, max_examples=40)
+@given(tick_batches(), TIFS, st.booleans(), st.integers(0, 200), st.booleans(),
+       st.one_of(st.none(), ADDRESSES), st.one_of(st.none(), st.integers(1, 600_000)))
+def test_compiled_and_python_paths_give_identical_payloads(batch, tif, reduce_only, asset, is_mainnet, vault,
+                                                           window):
+    n, sz_dec, px_dec, sides, ticks, lots, cloids = batch
+    sizes = [lot / 10**sz_dec for lot in lots]
+    fast = Signer(KEY, is_mainnet=is_mainnet, vault_address=vault, expires_after_ms=window)
+    slow = Signer(PrivateKey.from_hex(SECRET, backend="coincurve"), is_mainnet=is_mainnet, vault_address=vault,
+                  expires_after_ms=window, compiled=False)
+    assert fast.fast_path == "compiled+libsecp256k1" and slow.fast_path == "python+coincurve"
+    nonce = 1_750_000_000_000
+    calls = [
+        lambda s: s.sign_bulk_orders_ticks(asset, sides, ticks, sizes, cloids, n, px_dec, sz_dec, tif, reduce_only,
+                                           nonce=nonce),
+        lambda s: s.sign_batch_modify_ticks(asset, list(range(7, 7 + n)), sides, ticks, sizes, cloids, n, px_dec,
+                                            sz_dec, tif, reduce_only, nonce=nonce + 1),
+        lambda s: s.sign_cancel_by_cloid_fast(asset, [c for c in cloids if c] or ["0x" + "1" * 32],
+                                              max(1, sum(1 for c in cloids if c)), nonce=nonce + 2),
+        lambda s: s.sign_cancel_fast(asset, ticks, n, nonce=nonce + 3),
+    ]
+    for call in calls:
+        a, b = call(fast), call(slow)
+        assert a is not None and b is not None
+        assert orjson.dumps(a) == orjson.dumps(b)  # same JSON on the wire, signature included
+        assert a["signature"] == sign_l1_action(WALLET, a["action"], vault, a["nonce"], a["expiresAfter"],
+                                                is_mainnet)
+
+
+def test_unusual_inputs_take_the_python_path_with_the_same_result():
+    np = pytest.importorskip("numpy")
+    fast, slow = Signer(KEY, is_mainnet=True), Signer(KEY, is_mainnet=True, compiled=False)
+    cl = ["0x" + "ab" * 16, None]
+    cases = [  # (sides, ticks, sizes, cloids): each one is refused by the packer, signed by the Python path
+        ([1, -1], np.array([1001, 1002]), [0.5, 0.25], cl),       # numpy ints
+        (np.array([1, -1]), [1001, 1002], np.array([0.5, 0.25]), cl),
+        ([1, -1], [1001, 1002], [1, 2], cl),                      # int sizes
+        ([1, -1], [1001.0, 1002.0], [0.5, 0.25], cl),             # float ticks (truncated by int())
+        ([1, -1], [1001, 1002], [0.5, 0.25], ["0x" + "é" * 32, None]),  # non-ASCII cloid
+    ]
+    for sides, ticks, sizes, cloids in cases:
+        assert PACKER.order_action(0, sides, ticks, sizes, cloids, 2, 1, 2, "Alo", False) is None
+        a = fast.sign_bulk_orders_ticks(0, sides, ticks, sizes, cloids, 2, 1, 2, nonce=99)
+        b = slow.sign_bulk_orders_ticks(0, sides, ticks, sizes, cloids, 2, 1, 2, nonce=99)
+        assert a is not None and orjson.dumps(a) == orjson.dumps(b)
+    assert PACKER.order_action(0, [1], [5], [0.5], None, 1, 1, 2, "Fok", False) is None
+    assert PACKER.order_action(0, [1], [5], [0.5], None, 2, 1, 2, "Alo", False) is None  # arrays shorter than n
+    assert PACKER.order_action(0, [True], [5], [0.5], None, 1, 1, 2, "Alo", False) is None
+    assert PACKER.cancel_action(0, [2**64], 1) is None and PACKER.cancel_by_cloid_action(0, [7], 1) is None
+
+
+def test_packed_bytes_reach_the_sign_hook():
+    seen = []
+
+    class Recording(Signer):
+        def _sign_packed(self, packed, nonce, expires_after):
+            seen.append((packed, nonce, expires_after))
+            return super()._sign_packed(packed, nonce, expires_after)
+
+    signer = Recording(KEY, is_mainnet=False, expires_after_ms=1000)
+    payload = signer.sign_bulk_orders_ticks(0, [1], [1001], [0.5], None, 1, 1, 2, nonce=5)
+    assert seen == [(msgpack.packb(payload["action"]), 5, 1005)]
+    assert payload["signature"] == sign_l1_action(WALLET, payload["action"], None, 5, 1005, False)
+
+
+def test_compiled_keccak_over_block_boundaries():
+    for n in (0, 1, 135, 136, 137, 271, 272, 273, 1000, 4096):
+        data = bytes(range(256)) * (n // 256) + bytes(range(n % 256))
+        assert wire.keccak256(data) == ref.keccak256(data)
+
+
+def test_packer_grows_its_buffer_and_survives_sequences_that_change_under_it():
+    long_cloids = [f"0x{i:04x}" + "ab" * 2500 for i in range(200)]  # ~1 MB of msgpack, past the 64 KiB start
+    sides, ticks, sizes = [1, -1] * 100, list(range(1, 201)), [0.5] * 200
+    action, packed = PACKER.order_action(3, sides, ticks, sizes, long_cloids, 200, 1, 2, "Gtc", True)
+    assert len(packed) > 10**6 and packed == msgpack.packb(action)
+    action, packed = PACKER.batch_modify_action(3, long_cloids, sides, ticks, sizes, long_cloids, 200, 1, 2, "Gtc",
+                                                True)
+    assert packed == msgpack.packb(action)
+    action, packed = PACKER.cancel_by_cloid_action(3, long_cloids, 200)
+    assert packed == msgpack.packb(action)
+
+    class Growing(list):
+        """Each read returns a longer string than the last one."""
+
+        reads = 0
+
+        def __getitem__(self, i):
+            Growing.reads += 1
+            return "0x" + "f" * (10 * Growing.reads)
+
+    for build in (lambda c: PACKER.order_action(0, [1] * 50, [5] * 50, [0.5] * 50, c, 50, 1, 2, "Alo", False),
+                  lambda c: PACKER.batch_modify_action(0, c, [1] * 50, [5] * 50, [0.5] * 50, c, 50, 1, 2, "Alo",
+                                                       False),
+                  lambda c: PACKER.cancel_by_cloid_action(0, c, 50)):
+        built = build(Growing([None] * 50))
+        assert built is None or built[1] == msgpack.packb(built[0])
