@@ -332,9 +332,7 @@ cdef class Pipeline:
             self.gamma_eff = gamma
             self.target.compute_c(self.account_value, micro, gamma, sigma, self.fill_rate,
                                   self.latency.value_ms, self.user_cap, self.max_position, 0.0,
-                                  # the fill-rate floor (algorithms.md §8) holds until the fill rate
-                                  # has been measured, i.e. until calibration completes
-                                  self.calibration.progress_c() >= 0.95)
+                                  self.vol.warm)
             q_side = self.target.q_target * self.cascade.size_factor
             self.qin.microprice = micro
             self.qin.best_bid = best_bid

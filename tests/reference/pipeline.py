@@ -77,7 +77,7 @@ class PipelineRef:
         gamma = effective_gamma(self.gamma, sigma, self.sigma_ref, 1.0, self.position, self.max_position,
                                 self.cascade.spread_mult, self.cal.multiplier(t))
         self.target.compute(self.account_value, micro, gamma, sigma, 0.0, self.latency.value_ms, math.inf,
-                            self.max_position, 0.0, self.cal.complete)
+                            self.max_position, 0.0, self.vol.warm)
         q_side = self.target.q_target * self.cascade.size_factor
         rc = q.quote(microprice=micro, best_bid=b.best_bid_ticks(), best_ask=b.best_ask_ticks(), sigma=sigma,
                      A=self.fi.A, kappa_bid=self.fi.kappa_bid, kappa_ask=self.fi.kappa_ask, drift=self.drift.mu,
