@@ -202,7 +202,7 @@ class ReferenceStrategy:
         gamma = effective_gamma(s["gamma"], sigma, s["sigma_prior"], 1.0, self.position, self.max_position,
                                 spread_mult, self.cal.multiplier(t))
         target = target_liquidity(self.account_value, micro, gamma, sigma, 0.0, self.latency.value_ms,
-                                  self.user_cap, self.max_position, 0.0, self.cal.progress >= 0.95,
+                                  self.user_cap, self.max_position, 0.0, self.vol.warm,
                                   max_levels=self.levels,
                                   leverage=s["leverage"], min_notional_safety=s["min_notional_safety"])
         q_side = target.q_target * size_factor
