@@ -40,7 +40,7 @@ from hlfast.hjb import HjbState
 from hlfast.hjb import heuristic_gap as hjb_heuristic_gap
 from hlfast.keys import PrivateKey
 from hlfast.metrics import MetricsExporter
-from hlfast.orders import OrderState, OrderStateMachine
+from hlfast.orders import REJECT_REASONS, OrderState, OrderStateMachine, PositionAdjustment
 from hlfast.pipeline import LatencyHistogram, Pipeline
 from hlfast.quoting import Calibration, Quoter, TargetLiquidity
 from hlfast.ratelimit import RateLimitTracker
@@ -57,9 +57,17 @@ MAX_IN_FLIGHT = 80  # of the exchange's 100 in-flight websocket posts
 HOUSEKEEPING_S = 0.02  # timers are checked at most this often
 RISK_CHECK_S = 0.05
 RATE_REFRESH_S = 60.0
-LIMITS_REFRESH_S = 30.0
+LIMITS_REFRESH_S = 10.0  # account check: exchange limits, and the position against the exchange's
 SHUTDOWN_ACK_WAIT_S = 2.0
 FILL_RATE_WINDOW_S = 600.0
+STARTUP_ATTEMPTS = 5  # start-up / shutdown HTTP calls: attempts with backoff, then a clear error
+STARTUP_BACKOFF_S = (0.2, 0.4, 0.8, 1.6)
+FILL_CHECK_DELAY_S = 1.0  # a suspected missing fill is checked against the exchange after this grace
+RUNAWAY_VERIFY_S = 5.0  # at most one exchange check of a runaway position per this many seconds
+FILL_PAGE_ROWS = 2000  # userFillsByTime returns at most this many rows per request
+FILL_PAGES_MAX = 10
+TRIP_HISTORY = 200
+RESYNC_HISTORY = 10_000
 # Prometheus `le` bounds for the latency histograms, seconds
 LATENCY_BOUNDS_S = (5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0)
 LATENCY_BOUNDS_NS = tuple(int(b * 1e9) for b in LATENCY_BOUNDS_S)
@@ -75,6 +83,7 @@ class Summary:
     coin: str = ""
     pnl: float = 0.0
     fees: float = 0.0
+    cash: float = 0.0  # USD: -sum(side x px x sz) - fees over this session's fills
     fills: int = 0
     volume: float = 0.0
     position: float = 0.0
@@ -90,7 +99,13 @@ class Summary:
     malformed_frames: int = 0
     post_timeouts: int = 0
     resyncs: int = 0
+    resync_ms: dict = field(default_factory=dict)  # count, failed, p50, max (milliseconds)
+    rejects_by_reason: dict = field(default_factory=dict)  # reason code -> count (orders.REJECT_REASONS)
     kill_switch: str | None = None
+    kill_switch_trips: list = field(default_factory=list)  # t (s since start), wall, reason, detail, ...
+    duplicate_fills: int = 0  # fill messages ignored because the fill was already counted
+    fills_recovered: int = 0  # missed fills fetched from userFillsByTime
+    position_adjustments: int = 0  # times the exchange's position was adopted without fills explaining it
     resting_orders_at_exit: int = -1
     exit_reason: str = ""
 
@@ -109,9 +124,19 @@ class Summary:
             f"  ticks          {self.ticks}   quote cycles {self.quote_cycles}",
             f"  tick-to-order  p50 {t2o.get('p50', 0):.1f} us   p99 {t2o.get('p99', 0):.1f} us   "
             f"(n={t2o.get('count', 0)})",
-            f"  rejects        {self.rejects}   reconnects {self.reconnects}   malformed frames "
-            f"{self.malformed_frames}   post timeouts {self.post_timeouts}   resyncs {self.resyncs}",
-            f"  kill switch    {self.kill_switch or 'not tripped'}",
+            f"  rejects        {self.rejects}"
+            + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(self.rejects_by_reason.items())) + ")"
+               if self.rejects_by_reason else "")
+            + f"   reconnects {self.reconnects}   malformed frames {self.malformed_frames}   post timeouts "
+            f"{self.post_timeouts}",
+            f"  resyncs        {self.resyncs} (failed {self.resync_ms.get('failed', 0)}, p50 "
+            f"{self.resync_ms.get('p50', 0.0):.1f} ms, max {self.resync_ms.get('max', 0.0):.1f} ms)   fills: "
+            f"duplicates ignored {self.duplicate_fills}, recovered {self.fills_recovered}, position adjustments "
+            f"{self.position_adjustments}",
+            f"  kill switch    {self.kill_switch or 'not tripped'}"
+            + (f" ({len(self.kill_switch_trips)} trips: "
+               + ", ".join(f"{tr['reason']} at {tr['t']:.1f}s" for tr in self.kill_switch_trips[:5])
+               + (", ..." if len(self.kill_switch_trips) > 5 else "") + ")" if self.kill_switch_trips else ""),
             f"  resting orders at exit {self.resting_orders_at_exit}",
         ]
         return "\n".join(lines)
@@ -177,6 +202,18 @@ class Engine:
         self.ticks = 0
         self.malformed = 0
         self.resyncs = 0
+        self.resyncs_failed = 0
+        self._resync_ms: deque[float] = deque(maxlen=RESYNC_HISTORY)
+        self.trips: deque[dict[str, Any]] = deque(maxlen=TRIP_HISTORY)
+        self.fills_recovered = 0
+        self.position_checks = 0
+        self.adjustment = PositionAdjustment()
+        self._fills_complete_ms = 0  # exchange ms up to which every fill is known to be counted
+        self._newest_fill_ms = 0
+        self._fill_check_at = math.inf
+        self._last_fill_gap_events = 0
+        self._runaway_verified_at = -math.inf
+        self._reject_counts_seen: dict[str, int] = {}
         self.actions_by_type: dict[str, int] = {}
         self.items_by_type: dict[str, int] = {}
         self.rejects_by_reason: dict[str, int] = {}
@@ -196,6 +233,7 @@ class Engine:
         self.hjb_gap = float("nan")
         self._deadman_failures = 0
         self._frames: list[bytes] = []
+        self._retry_info = False
         self.pipeline: Pipeline | None = None
         self.orders: OrderStateMachine | None = None
 
@@ -203,15 +241,46 @@ class Engine:
     # start-up
     # =========================================================================================
     def _info(self, body: dict) -> Any:
+        if self._retry_info:  # start-up: every request retried on its own, a 5xx must not end the start
+            return self._retry(f"/info {body.get('type')} at {self.base_url}", lambda: self._info_once(body))
+        return self._info_once(body)
+
+    def _info_once(self, body: dict) -> Any:
         self.rate.record("info", 0, self._clock())
         return self.http.info(body)
 
+    def _retry(self, what: str, call: Callable[[], Any], attempts: int = STARTUP_ATTEMPTS) -> Any:
+        """Blocking HTTP work outside the loop (start-up, shutdown): retried with backoff on transport
+        errors, 5xx and 429; an EngineError naming `what` once the attempts are used up."""
+        last: BaseException | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except HttpError as exc:
+                if 400 <= exc.status < 500 and exc.status != 429:
+                    raise EngineError(f"{what}: {exc}") from None  # the request itself is wrong: no retry
+                last = exc
+            except (OSError, ValueError) as exc:
+                last = exc
+            if attempt < attempts:
+                delay = STARTUP_BACKOFF_S[min(attempt - 1, len(STARTUP_BACKOFF_S) - 1)]
+                log.warning("%s failed (attempt %d of %d): %s; retrying in %.1fs", what, attempt, attempts, last,
+                            delay)
+                time.sleep(delay)
+        raise EngineError(f"{what} failed after {attempts} attempts: {last}")
+
     def setup(self) -> None:
         """Meta, kernels, connections, cancel-all, position sync. Blocking; before the loop."""
+        meta = self._retry(f"loading meta from {self.base_url}", lambda: self._info({"type": "meta", "dex": ""}))
+        self._retry_info = True
         try:
-            meta = self._info({"type": "meta", "dex": ""})
-        except (OSError, HttpError, ValueError) as exc:
-            raise EngineError(f"cannot load meta from {self.base_url}: {exc}") from None
+            self._setup_after_meta(meta)
+        finally:
+            self._retry_info = False
+
+    def _setup_after_meta(self, meta: Any) -> None:
+        if not isinstance(meta, dict):
+            raise EngineError(f"meta from {self.base_url} is not an object: {str(meta)[:100]}")
         names = [u.get("name") for u in meta.get("universe", [])]
         if self.coin not in names:
             raise EngineError(f"coin {self.coin!r} is not listed by {self.base_url} (has {', '.join(names[:10])})")
@@ -224,8 +293,13 @@ class Engine:
         # order/user stream first, so nothing that happens after cancel-all is missed
         self._session_start_ms = int(time.time() * 1000)
         for conn in (self.oc, self.md):
-            if not conn.connect():
-                raise EngineError(f"cannot connect {conn.name} websocket {conn.url}: {conn.last_error}")
+            for attempt in range(1, STARTUP_ATTEMPTS + 1):
+                if conn.connect():
+                    break
+                if attempt == STARTUP_ATTEMPTS:
+                    raise EngineError(f"cannot connect {conn.name} websocket {conn.url} after {attempt} attempts: "
+                                      f"{conn.last_error}")
+                time.sleep(STARTUP_BACKOFF_S[min(attempt - 1, len(STARTUP_BACKOFF_S) - 1)])
         lim = self.kill.limits
         clean, attempts = startup_cancel_all(self._fetch_open_orders, self._cancel_http,
                                              attempts=lim.cancel_all_attempts,
@@ -235,6 +309,13 @@ class Engine:
         if self.cfg.engine.dead_man_s > 0:
             self._arm_dead_man_http()
         self._sync_account(initial=True)
+        # no order of ours rests now, so every fill the exchange lists is in the start position:
+        # registered as known, a later snapshot replay of them is a duplicate, never a new fill
+        known = self._info({"type": "userFills", "user": self.user})
+        self.orders.mark_known_fills(known if isinstance(known, list) else ())
+        if isinstance(known, list):
+            self._fills_complete_ms = max((f["time"] for f in known if isinstance(f, dict)
+                                           and isinstance(f.get("time"), int)), default=0)
         self._refresh_rate_limit(self._clock())
         self.pipeline.quoting = True
         log.info("engine ready: %s asset=%d szDecimals=%d account=%s position=%+.6g account_value=%.2f",
@@ -310,15 +391,24 @@ class Engine:
             self._count_action("cancel", len(chunk))
             self.http.exchange(payload)
 
-    def _sync_account(self, initial: bool = False) -> None:
-        """Position and account value from clearinghouseState; exchange limits from it."""
-        now = self._clock()
+    def _clearinghouse(self) -> tuple[dict, float]:
         state = self._info({"type": "clearinghouseState", "user": self.user, "dex": ""})
+        if not isinstance(state, dict):
+            raise ValueError(f"clearinghouseState is not an object: {str(state)[:100]}")
         szi = 0.0
         for ap in state.get("assetPositions", ()):
             pos = ap.get("position", {})
             if pos.get("coin") == self.coin:
                 szi = float(pos.get("szi", 0.0))
+        return state, szi
+
+    def _sync_account(self, initial: bool = False) -> None:
+        """Position and account value from clearinghouseState; exchange limits from it.
+
+        After start-up the local position must match the exchange's: when it does not, the missing
+        fills are fetched and counted (see _reconcile_position)."""
+        now = self._clock()
+        state, szi = self._clearinghouse()
         account_value = float(state.get("marginSummary", {}).get("accountValue", 0.0))
         mid = self._mid_http() if initial or not self.book.n_bids else self.book.mid()
         if initial:
@@ -326,14 +416,78 @@ class Engine:
             self.account_value0 = account_value
             self.mid0 = mid
         else:
-            local = self.position
-            if abs(local - szi) > 10 ** -self.sz_decimals / 2:
-                log.warning("resync: exchange position %+.6g differs from local %+.6g; adopting the exchange's",
-                            szi, local)
-                self.position0 += szi - local
+            state = self._reconcile_position(state, szi, mid)
+        self.orders.clear_suspects()  # the position is now consistent with the exchange's
         lev = min(self.cfg.quoting.leverage, self.max_leverage)
         self.exch_limits.update_from_clearinghouse(state, self.coin, mid, lev, now)
         self._apply_state_to_pipeline(now)
+
+    def _positions_agree(self, exchange: float) -> bool:
+        return abs(self.position - exchange) <= 10 ** -self.sz_decimals / 2
+
+    def _reconcile_position(self, state: dict, szi: float, mid: float) -> dict:
+        """Make the local position the exchange's, with fills wherever fills can explain the difference.
+
+        1. agree: nothing to do;
+        2. fetch the fills since the last known one (userFillsByTime) and count the missing ones through
+           the order state machine, which ignores every fill it already has (position, cash and fees
+           exact; a later replay of them is a duplicate);
+        3. still different: ask for the position again (a fill may have landed between the requests);
+        4. only then adopt the exchange's position, remembering the adjustment so that a fill older than
+           this check that still arrives later is netted against it instead of counted again.
+        Returns the latest clearinghouseState."""
+        self.position_checks += 1
+        if self._positions_agree(szi):
+            self._fills_complete_ms = max(self._fills_complete_ms, self._newest_fill_ms)
+            return state
+        local_before = self.position
+        recovered = self._recover_fills()
+        if self._positions_agree(szi):
+            log.warning("position check: %d missed fills recovered from userFillsByTime (local %+.6g -> %+.6g, "
+                        "exchange %+.6g)", recovered, local_before, self.position, szi)
+            self._after_recovered_fills(recovered)
+            return state
+        state, szi = self._clearinghouse()
+        if self._positions_agree(szi):
+            if recovered:
+                log.warning("position check: %d missed fills recovered from userFillsByTime", recovered)
+            self._after_recovered_fills(recovered)
+            return state
+        as_of_ms = max(int(state.get("time", 0) or 0), int(time.time() * 1000), self._newest_fill_ms)
+        delta = round(szi - self.position, 12)
+        self.adjustment.adopt(delta, as_of_ms, mid)
+        self.position0 += delta
+        log.warning("position check: exchange position %+.6g differs from local %+.6g and %d recovered fills do "
+                    "not explain it; adopting the exchange's (adjustment %+.6g, netted against older fills that "
+                    "arrive later)", szi, self.position - delta, recovered, delta)
+        self._after_recovered_fills(recovered)
+        return state
+
+    def _recover_fills(self) -> int:
+        """Fetch this account's fills since the last one known and count those not seen yet."""
+        start = self._fills_complete_ms  # every fill before it is accounted (the position agreed then)
+        recovered = 0
+        t = self._clock()
+        for _ in range(FILL_PAGES_MAX):
+            rows = self._info({"type": "userFillsByTime", "user": self.user, "startTime": start})
+            if not isinstance(rows, list):
+                raise ValueError(f"userFillsByTime is not a list: {str(rows)[:100]}")
+            rows = [r for r in rows if isinstance(r, dict)]
+            rows.sort(key=lambda r: r.get("time", 0) if isinstance(r.get("time"), int) else 0)
+            for fill in rows:
+                if self._on_fill(fill, t):
+                    recovered += 1
+            times = [r["time"] for r in rows if isinstance(r.get("time"), int)]
+            if len(rows) < FILL_PAGE_ROWS or not times or max(times) <= start:
+                break
+            start = max(times)
+        self.fills_recovered += recovered
+        return recovered
+
+    def _after_recovered_fills(self, n: int) -> None:
+        self._fills_complete_ms = max(self._fills_complete_ms, self._newest_fill_ms)
+        if n:
+            self._apply_state_to_pipeline(self._clock())
 
     def _mid_http(self) -> float:
         mids = self._info({"type": "allMids", "dex": ""})
@@ -345,7 +499,7 @@ class Engine:
     def _refresh_rate_limit(self, now: float) -> None:
         try:
             self.rate.refresh(self._info({"type": "userRateLimit", "user": self.user}))
-        except (OSError, HttpError, ValueError) as exc:
+        except (OSError, HttpError, ValueError, EngineError) as exc:
             log.warning("userRateLimit refresh failed: %s", exc)
 
     # =========================================================================================
@@ -363,7 +517,9 @@ class Engine:
         """Session PnL marked to mid, after fees (the start position is marked from its start mid)."""
         mid = self.mark()
         o = self.orders
-        return o.cash + o.position * mid + self.position0 * (mid - self.mid0)
+        adj = self.adjustment  # a position adopted without fills is valued from the mark it was adopted at
+        return (o.cash + o.position * mid + self.position0 * (mid - self.mid0)
+                - (adj.cost - adj.outstanding * self.mid0))
 
     def equity(self) -> float:
         return self.account_value0 + self.pnl()
@@ -617,13 +773,12 @@ class Engine:
                     orders.on_order_update(row, t)
         elif ch == CH_USER_FILLS:
             if isinstance(data, dict):
-                snapshot = bool(data.get("isSnapshot"))
                 for fill in data.get("fills", ()):
-                    self._on_fill(fill, t, snapshot)
+                    self._on_fill(fill, t)
         elif ch == CH_USER:
             if isinstance(data, dict):
                 for fill in data.get("fills", ()):
-                    self._on_fill(fill, t, False)
+                    self._on_fill(fill, t)
         elif ch == CH_PONG:
             self.oc.on_pong()
             return
@@ -639,25 +794,36 @@ class Engine:
             return
         self._after_order_events(t, orders.position != position_before)
 
-    def _on_fill(self, fill: Any, t: float, snapshot: bool) -> None:
+    def _on_fill(self, fill: Any, t: float) -> bool:
+        """One fill from any source (stream, subscription snapshot, userFillsByTime); True if new.
+
+        Fills from before the session were registered at start-up, so a snapshot's replay of them,
+        like any other copy of a fill already counted, is ignored as a duplicate."""
         if not isinstance(fill, dict):
             self.malformed += 1
-            return
-        if snapshot:
-            try:  # a subscription snapshot replays history: only fills of this session count
-                if int(fill.get("time", 0)) < self._session_start_ms:
-                    return
-            except (TypeError, ValueError):
-                return
-        if self.orders.on_fill(fill, t):
-            try:
-                notional = float(fill["px"]) * float(fill["sz"])
-            except (KeyError, TypeError, ValueError):
-                notional = 0.0
-            self.budget.on_fill(notional)
-            self.calibration.on_fill(t)
-            self.rate.on_volume(notional)
-            self._fill_times.append(t)
+            return False
+        if not self.orders.on_fill(fill, t):
+            return False
+        try:
+            px, sz = float(fill["px"]), float(fill["sz"])
+            notional = px * sz
+            when = int(fill.get("time", 0))
+        except (KeyError, TypeError, ValueError):
+            notional, sz, when = 0.0, 0.0, 0
+        if when > self._newest_fill_ms:
+            self._newest_fill_ms = when
+        if self.adjustment.outstanding:
+            signed = sz if fill.get("side") == "B" else -sz
+            taken = self.adjustment.net(signed, when)
+            if taken:  # this fill is part of a position already adopted from the exchange
+                self.position0 = round(self.position0 - taken, 12)
+                log.info("fill tid=%s (%+.6g) was already in the adopted position; netted", fill.get("tid"),
+                         signed)
+        self.budget.on_fill(notional)
+        self.calibration.on_fill(t)
+        self.rate.on_volume(notional)
+        self._fill_times.append(t)
+        return True
 
     def _after_order_events(self, t: float, position_changed: bool) -> None:
         orders = self.orders
@@ -666,10 +832,17 @@ class Engine:
             self._last_order_rejects = orders.rejects
             self.rejects += new
             self.kill.on_reject(t, new)
-            reason = (orders.last_reject or "unknown").split(" asset=")[0][:60]
-            self.rejects_by_reason[reason] = self.rejects_by_reason.get(reason, 0) + new
-            if is_rate_limit_error(orders.last_reject):
+            # reason codes (a fixed set) from the state machine; the texts are logged there once per code
+            self.rejects_by_reason = dict(orders.rejects_by_reason)
+            rate_limited = self.rejects_by_reason.get("rate_limit", 0)
+            if rate_limited != self._reject_counts_seen.get("rate_limit", 0):
+                self._reject_counts_seen["rate_limit"] = rate_limited
                 self.kill.on_rate_limit_error(t)
+        if orders.fill_gap_events != self._last_fill_gap_events:
+            # the exchange says more was filled than the fills received: check soon, unless they arrive
+            self._last_fill_gap_events = orders.fill_gap_events
+            if self._fill_check_at == math.inf:
+                self._fill_check_at = t + FILL_CHECK_DELAY_S
         stale = orders.drain_cancels()
         if stale:
             self._cancel_keys([c if c is not None else o for o, c in stale])
@@ -736,6 +909,20 @@ class Engine:
     # ---- risk ------------------------------------------------------------------------------
     def _check_risk(self, now: float) -> Trip | None:
         p = self.pipeline
+        lim = self.kill.limits
+        if (lim.max_position > 0 and abs(self.position) > lim.runaway_mult * lim.max_position
+                and (self.kill.trip is None or self.kill.trip.transient)
+                and now - self._runaway_verified_at >= RUNAWAY_VERIFY_S):
+            # a runaway is judged on a position the exchange confirms: a lost or replayed fill must not
+            # stop the engine for good (the check recovers missing fills or adopts the exchange's)
+            self._runaway_verified_at = now
+            held, p.hold = p.hold, True
+            try:
+                self._sync_account()
+            except (OSError, HttpError, ValueError, EngineError) as exc:
+                log.warning("runaway check: exchange position unavailable (%s); judging the local one", exc)
+            finally:
+                p.hold = held
         trip = self.kill.step(now, position=self.position, mid=self.mark(), equity=self.equity(),
                               last_market_data_at=self._last_md_at, cascade_pull=bool(p.cascade.pull))
         if trip is not None:
@@ -748,7 +935,12 @@ class Engine:
 
     def _on_trip(self, trip: Trip) -> None:
         self.pipeline.quoting = False
-        self.cancel_all_live(f"kill switch {trip.reason}")
+        live = len(self.orders.live()) if self.orders is not None else 0
+        cancelled = self.cancel_all_live(f"kill switch {trip.reason}")
+        self.trips.append({"t": round(trip.at - self._started_at, 3), "wall": round(time.time(), 3),
+                           "reason": trip.reason, "detail": trip.detail, "transient": trip.transient,
+                           "live_orders": live, "cancels_sent": cancelled,
+                           "position": self.position if self.orders is not None else 0.0})
 
     def trip_kill_switch(self, reason: str = "manual", detail: str = "requested") -> None:
         """Trip the kill switch from outside the loop's checks (operator / tests)."""
@@ -770,6 +962,8 @@ class Engine:
             self._needs_resync = True
         if self._needs_resync and self.oc.connected and self.md.connected:
             self._resync(now)
+        if now >= self._fill_check_at:
+            self._fill_check(now)
         if now >= nxt["risk"]:
             nxt["risk"] = now + RISK_CHECK_S
             self._apply_state_to_pipeline(now)
@@ -794,11 +988,24 @@ class Engine:
             self._validate_hjb()
         if self.metrics_exporter is not None and now >= nxt["metrics"]:
             nxt["metrics"] = now + self.cfg.metrics.snapshot_interval_s
-            self.metrics_exporter.publish(self.snapshot())
+            self.metrics_exporter.publish(self.snapshot(), self.debug_orders())
         if self.status_stream is not None and self.cfg.engine.status_interval_s > 0 and now >= nxt["status"]:
             nxt["status"] = now + self.cfg.engine.status_interval_s
             self.status_stream.write("\r" + self.status_line() + "\x1b[K")
             self.status_stream.flush()
+
+    def _fill_check(self, now: float) -> None:
+        """A fill looked missing a moment ago: if it still does, check the position against the exchange."""
+        self._fill_check_at = math.inf
+        if not self.orders.fills_possibly_missing():
+            return
+        try:
+            self._sync_account()
+        except (OSError, HttpError, ValueError, EngineError) as exc:
+            log.warning("position check failed (%s); retrying", exc)
+            self._fill_check_at = now + FILL_CHECK_DELAY_S
+            return
+        self._after_order_events(now, True)
 
     def _arm_dead_man(self) -> None:
         when = int(time.time() * 1000 + self.cfg.engine.dead_man_s * 1000)
@@ -859,6 +1066,7 @@ class Engine:
         self.resyncs += 1
         p = self.pipeline
         p.hold = True
+        t0 = time.perf_counter()
         try:
             t_request = self._clock()
             rows = self._fetch_open_orders()
@@ -870,8 +1078,11 @@ class Engine:
         except (OSError, HttpError, ValueError, EngineError) as exc:
             log.warning("resync failed (%s); retrying", exc)
             self._needs_resync = True
+            self.resyncs_failed += 1
         finally:
             p.hold = False
+            if not self._needs_resync:
+                self._resync_ms.append((time.perf_counter() - t0) * 1e3)
 
     # ---- shutdown ---------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -892,6 +1103,7 @@ class Engine:
 
     def shutdown(self) -> Summary:
         """Stop quoting, cancel all, wait for acks (bounded), verify over HTTP, summarise."""
+        self._stop = True  # the loop's risk checks must not turn quoting back on while acks are awaited
         if self.pipeline is not None:
             self.pipeline.quoting = False
             self.pipeline.hold = True
@@ -917,17 +1129,25 @@ class Engine:
                         pass
             except (OSError, HttpError, ValueError) as exc:
                 log.error("shutdown cancel-all failed: %s", exc)
+            if self.pipeline is not None and self.pipeline.cycles:
+                # nothing rests now: a fill whose message was lost in the last moments is fetched here,
+                # so the summary's position, cash and fees are the exchange's
+                try:
+                    self._retry("final position check", self._sync_account)
+                except EngineError as exc:
+                    log.warning("%s", exc)
         summary = self.summary()
         try:
-            summary.resting_orders_at_exit = len(self._fetch_open_orders()) if self.orders is not None else 0
-        except (OSError, HttpError, ValueError) as exc:
+            summary.resting_orders_at_exit = (len(self._retry("open orders at exit", self._fetch_open_orders))
+                                              if self.orders is not None else 0)
+        except EngineError as exc:
             log.warning("open orders at exit unknown: %s", exc)
             summary.resting_orders_at_exit = -1
         for conn in self.conns:
             conn.close()
         self.http.close()
         if self.metrics_exporter is not None:
-            self.metrics_exporter.publish(self.snapshot())
+            self.metrics_exporter.publish(self.snapshot(), self.debug_orders())
             self.metrics_exporter.stop()
         if self.status_stream is not None and self.cfg.engine.status_interval_s > 0:
             self.status_stream.write("\n")
@@ -959,6 +1179,7 @@ class Engine:
         return Summary(
             seconds=self._clock() - self._started_at, coin=self.coin,
             pnl=self.pnl() if o is not None else 0.0, fees=o.fees if o is not None else 0.0,
+            cash=o.cash if o is not None else 0.0,
             fills=o.fills if o is not None else 0, volume=o.volume if o is not None else 0.0,
             position=self.position if o is not None else 0.0,
             actions=dict(self.actions_by_type), action_items=dict(self.items_by_type),
@@ -970,9 +1191,31 @@ class Engine:
                       "sign": _hist_us(self.h_sign), "post_rtt": _hist_us(self.h_rtt)},
             rejects=self.rejects, reconnects=sum(c.reconnects for c in self.conns),
             malformed_frames=self.malformed, post_timeouts=self.gateway.stats.timeouts, resyncs=self.resyncs,
+            resync_ms=self.resync_figures(), rejects_by_reason=dict(self.rejects_by_reason),
             kill_switch=f"{kill.reason}: {kill.detail}" if kill is not None else None,
+            kill_switch_trips=list(self.trips),
+            duplicate_fills=o.duplicate_fills if o is not None else 0, fills_recovered=self.fills_recovered,
+            position_adjustments=self.adjustment.adoptions,
             exit_reason=self.exit_reason,
         )
+
+    def resync_figures(self) -> dict[str, float]:
+        """Resyncs: how many, how many failed, and the duration of the successful ones (ms)."""
+        durations = sorted(self._resync_ms)
+        n = len(durations)
+        return {"count": self.resyncs, "failed": self.resyncs_failed,
+                "p50": round(durations[n // 2], 3) if n else 0.0, "max": round(durations[-1], 3) if n else 0.0}
+
+    def debug_orders(self) -> dict[str, Any]:
+        """The orders this engine tracks (for /debug/orders): ids, states, prices; nothing secret."""
+        live = self.orders.live() if self.orders is not None else []
+        rows = [{"cloid": o.cloid, "oid": o.oid, "old_oids": list(o.old_oids), "side": o.side,
+                 "px_ticks": o.px_ticks, "sz": str(o.sz), "remaining": str(o.remaining), "state": o.state.name,
+                 "acked": o.acked, "adopted": o.adopted} for o in live]
+        return {"t": time.time(), "coin": self.coin, "account": self.user,
+                "quoting": bool(self.pipeline.quoting) if self.pipeline is not None else False,
+                "cloids": [r["cloid"] for r in rows if r["cloid"]],
+                "oids": [r["oid"] for r in rows if r["oid"] is not None], "orders": rows}
 
     def status_line(self) -> str:
         o = self.orders
@@ -1017,7 +1260,10 @@ class Engine:
             "mm_sigma": p.vol.sigma_eff, "mm_gamma_effective": p.gamma_eff,
             "mm_actions": dict(self.actions_by_type), "mm_action_items": dict(self.items_by_type),
             "mm_kill_switch_trips": {k: v for k, v in self.kill.trips_by_reason.items() if v},
-            "mm_rejects_by_reason": dict(self.rejects_by_reason),
+            "mm_rejects_by_reason": {code: self.rejects_by_reason.get(code, 0) for code in REJECT_REASONS},
+            "mm_resyncs": self.resyncs, "mm_resyncs_failed": self.resyncs_failed,
+            "mm_duplicate_fills": self.orders.duplicate_fills, "mm_fills_recovered": self.fills_recovered,
+            "mm_position_adjustments": self.adjustment.adoptions,
         }
         if math.isfinite(self.hjb_gap):
             snap["mm_hjb_heuristic_gap"] = self.hjb_gap

@@ -3,15 +3,22 @@
 The loop never touches prometheus-client objects: it builds a plain dict and hands it over with
 one reference assignment (``publish``); the exporter's HTTP thread reads whatever snapshot is
 current at scrape time.  Bound to 127.0.0.1 unless configured otherwise.
+
+Paths: ``/metrics`` (Prometheus text) and ``/debug/orders`` (JSON: the orders the engine tracks,
+answered to loopback clients only, whatever address the server is bound to).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -55,6 +62,11 @@ GAUGES: dict[str, str] = {
     "mm_hjb_heuristic_gap": "HJB heuristic value gap to the optimum (objective units)",
     "mm_sigma": "effective volatility per sqrt(s)",
     "mm_gamma_effective": "effective risk aversion",
+    "mm_resyncs": "resyncs (open orders + position from /info)",
+    "mm_resyncs_failed": "resyncs that failed and were retried",
+    "mm_duplicate_fills": "fill messages ignored because the fill was already counted",
+    "mm_fills_recovered": "missed fills fetched from userFillsByTime",
+    "mm_position_adjustments": "times the exchange position was adopted without fills to explain it",
 }
 
 # name -> (help, label).  Exported as counters: name + "_total".
@@ -62,7 +74,7 @@ LABELED_COUNTERS: dict[str, tuple[str, str]] = {
     "mm_actions": ("API actions sent, by type", "type"),
     "mm_action_items": ("order/cancel/modify items sent, by type", "type"),
     "mm_kill_switch_trips": ("kill-switch trips, by reason", "reason"),
-    "mm_rejects_by_reason": ("rejects, by short reason", "reason"),
+    "mm_rejects_by_reason": ("rejects, by reason code", "reason"),
 }
 
 # name -> help.  Values: (upper bounds in seconds, cumulative counts per bound, count, sum in seconds).
@@ -104,6 +116,39 @@ class SnapshotCollector(Collector):
             yield HistogramMetricFamily(name, doc, buckets=buckets, sum_value=float(total))
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class _Handler(BaseHTTPRequestHandler):
+    exporter: MetricsExporter  # set on the per-server subclass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = self.path.split("?", 1)[0]
+        if path in ("/metrics", "/"):
+            self._reply(200, CONTENT_TYPE_LATEST, generate_latest(self.exporter.registry))
+        elif path == "/debug/orders":
+            if not _is_loopback(self.client_address[0]):
+                self._reply(403, "text/plain", b"loopback only\n")
+                return
+            self._reply(200, "application/json", orjson.dumps(self.exporter.debug_orders))
+        else:
+            self._reply(404, "text/plain", b"not found\n")
+
+    def _reply(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - scrapes are not logged
+        return
+
+
 class MetricsExporter:
     """Serves /metrics from a daemon thread; `publish` swaps in a new snapshot."""
 
@@ -114,19 +159,27 @@ class MetricsExporter:
         self.collector = SnapshotCollector()
         self.registry.register(self.collector)
         self.port = 0
-        self._server = None
+        self.debug_orders: dict[str, Any] = {}
+        self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> int:
-        from prometheus_client import start_http_server
-
-        server, thread = start_http_server(self.requested_port, addr=self.host, registry=self.registry)
+        handler = type("MetricsHandler", (_Handler,), {"exporter": self})
+        server_cls = ThreadingHTTPServer
+        if ":" in self.host:  # an IPv6 address
+            server_cls = type("MetricsServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        server = server_cls((self.host, self.requested_port), handler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+        thread.start()
         self._server, self._thread = server, thread
         self.port = server.server_address[1]
         return self.port
 
-    def publish(self, snapshot: dict[str, Any]) -> None:
+    def publish(self, snapshot: dict[str, Any], debug_orders: dict[str, Any] | None = None) -> None:
         self.collector.snapshot = snapshot
+        if debug_orders is not None:
+            self.debug_orders = debug_orders
 
     def render(self) -> bytes:
         """The exposition text for the current snapshot (what a scrape returns)."""

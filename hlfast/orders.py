@@ -25,13 +25,55 @@ from typing import Any, Protocol
 
 from hlfast.signer import CloidGenerator
 
-__all__ = ["OrderListener", "OrderState", "OrderStateMachine", "TrackedOrder", "LIVE_STATES", "TERMINAL_STATES"]
+__all__ = ["OrderListener", "OrderState", "OrderStateMachine", "PositionAdjustment", "TrackedOrder", "LIVE_STATES",
+           "REJECT_REASONS", "TERMINAL_STATES", "fill_key", "reject_reason"]
 
 log = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
 _EXACT = Context(prec=60)  # wide enough that sums/products of wire decimals never round
 _GONE_TEXTS = ("never placed", "already canceled", "canceled or filled", "cannot modify")
+_SUSPECTS_MAX = 1024
+
+# Exchange reject texts (protocol.md §3.5) and reject statuses (§2.1) -> a small fixed set of reason codes,
+# so metric labels stay bounded (the texts carry prices, e.g. "bbo was 6005.1@6005.2").  Matched on the
+# lower-cased text with spaces removed, first match wins ("Post only ..." and "badAloPxRejected" alike).
+_REJECT_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("toomanycumulativerequests", "rate_limit"), ("ratelimit", "rate_limit"), ("429", "rate_limit"),
+    ("toomanyopenorders", "too_many_orders"),
+    ("nonce", "nonce"),
+    ("doesnotexist", "unknown_signer"), ("recoversigner", "unknown_signer"), ("mustdeposit", "unknown_signer"),
+    ("postonly", "alo_cross"), ("badalopx", "alo_cross"),
+    ("minimumvalue", "min_value"), ("mintradentl", "min_value"),
+    ("ticksize", "tick"), ("tickrejected", "tick"),
+    ("invalidprice", "invalid_price"),
+    ("invalidsize", "invalid_size"), ("zerosize", "invalid_size"),
+    ("openinterest", "open_interest"),
+    ("oracle", "oracle"), ("awayfromthereference", "oracle"),
+    ("reduceonly", "reduce_only"),
+    ("margin", "margin"), ("maxposition", "margin"),
+)
+REJECT_REASONS = ("alo_cross", "min_value", "tick", "invalid_price", "invalid_size", "margin", "reduce_only",
+                  "rate_limit", "nonce", "unknown_signer", "oracle", "open_interest", "too_many_orders", "other")
+
+
+def reject_reason(text: str) -> str:
+    """The reason code (one of REJECT_REASONS) of an exchange reject text or status."""
+    flat = str(text).lower().replace(" ", "")
+    for pattern, code in _REJECT_PATTERNS:
+        if pattern in flat:
+            return code
+    return "other"
+
+
+def fill_key(fill: dict) -> tuple:
+    """What identifies one fill across userFills messages, snapshots and userFillsByTime rows."""
+    oid = fill.get("oid")
+    oid = None if oid is None else int(oid)
+    tid = fill.get("tid")
+    if tid is not None:
+        return (tid, oid)
+    return (fill.get("hash"), oid, fill.get("time"), fill["px"], fill["sz"])
 
 
 class OrderState(IntEnum):
@@ -172,6 +214,11 @@ class OrderStateMachine:
         self.listener_errors = 0
         self.last_bad_event = ""
         self.last_reject = ""
+        self.rejects_by_reason: dict[str, int] = {}
+        self.known_fills = 0  # fills that predate the session, registered so replays are ignored
+        # the exchange reported more filled than the fills received (a userFills message may be lost)
+        self.fill_gap_events = 0
+        self._suspects: dict[TrackedOrder, bool] = {}  # order -> ended by inference (fill unknown)
 
     # ================================================================== queries
     @property
@@ -314,6 +361,28 @@ class OrderStateMachine:
             rec.old_oids.append(rec.oid)
             rec.oid = None
 
+    def _suspect(self, rec: TrackedOrder, uncertain: bool = False) -> None:
+        """The order may have fills that never reached us; the engine checks the position soon."""
+        if not uncertain and rec.sz - rec.exch_remaining <= rec.filled:
+            return
+        if rec not in self._suspects and len(self._suspects) < _SUSPECTS_MAX:
+            self._suspects[rec] = uncertain
+            self.fill_gap_events += 1
+        elif uncertain:
+            self._suspects[rec] = True
+
+    def fills_possibly_missing(self) -> bool:
+        """Whether some order still shows more filled (or possibly filled) than its fills explain."""
+        for rec, uncertain in list(self._suspects.items()):
+            explained = rec.filled >= rec.sz if uncertain else rec.filled >= rec.sz - rec.exch_remaining
+            if explained:
+                del self._suspects[rec]
+        return bool(self._suspects)
+
+    def clear_suspects(self) -> None:
+        """The position was checked against the exchange: every earlier suspicion is settled."""
+        self._suspects.clear()
+
     def _remember(self, store: OrderedDict, key: Any, rec: TrackedOrder) -> None:
         store[key] = rec
         if len(store) > self._history:
@@ -326,6 +395,8 @@ class OrderStateMachine:
         rec.maybe_alive = inferred and not rec.acked
         if state == OrderState.CANCELLED and rec.filled > 0 and rec.remaining <= 0:
             state = OrderState.FILLED
+        if inferred and state == OrderState.CANCELLED and rec.filled < rec.sz:
+            self._suspect(rec, uncertain=True)  # "cancelled or filled": its fills may have been lost
         rec.state = state
         rec.inferred = inferred
         rec.t_changed = t
@@ -505,6 +576,7 @@ class OrderStateMachine:
                 self._set_oid(rec, int(filled["oid"]))
                 before = rec.remaining
                 rec.exch_remaining = min(rec.exch_remaining, rec.sz - Decimal(str(filled["totalSz"])))
+                self._suspect(rec)
                 if rec.remaining <= 0 or rec.tif == "Ioc":
                     rec.acked = True
                     self._finish(rec, OrderState.FILLED, t)
@@ -525,6 +597,11 @@ class OrderStateMachine:
     def _reject(self, rec: TrackedOrder, text: str, t: float) -> None:
         self.rejects += 1
         self.last_reject = text
+        code = reject_reason(text)
+        seen = self.rejects_by_reason.get(code, 0)
+        self.rejects_by_reason[code] = seen + 1
+        if not seen:  # the full text once per reason; counts go to metrics under the code
+            log.warning("order rejected (%s, logged once per reason): %.300s", code, text)
         if rec.filled > 0:  # it traded before the reject reached us: it existed after all
             self._finish(rec, OrderState.CANCELLED, t, reason=text)
         else:
@@ -611,6 +688,7 @@ class OrderStateMachine:
                 rec.pending_sz = _ZERO
                 if "filled" in status:
                     rec.exch_remaining = min(rec.exch_remaining, rec.sz - Decimal(str(body["totalSz"])))
+                    self._suspect(rec)
                 self._mark_on_book(rec, t, displayed_at_px)
             elif isinstance(status, dict) and "error" in status:
                 self._modify_failed(rec, str(status["error"]), t)
@@ -699,11 +777,14 @@ class OrderStateMachine:
             if kind == "open":
                 before = rec.remaining
                 rec.exch_remaining = min(rec.exch_remaining, Decimal(str(order["sz"])))
+                self._suspect(rec)
                 self._mark_on_book(rec, t, None)
                 if rec.state not in TERMINAL_STATES:
                     self._resize(rec, before, t)
             elif kind == "filled":
                 rec.acked = True
+                rec.exch_remaining = _ZERO
+                self._suspect(rec)
                 self._finish(rec, OrderState.FILLED, t)
             elif kind == "rejected":
                 self._reject(rec, str(ws_order["status"]), t)
@@ -721,10 +802,8 @@ class OrderStateMachine:
             if self.coin is not None and fill.get("coin") != self.coin:
                 self.other_coin_events += 1
                 return False
-            oid = fill.get("oid")
-            oid = None if oid is None else int(oid)
-            tid = fill.get("tid")
-            key = (tid, oid) if tid is not None else (fill.get("hash"), oid, fill.get("time"), fill["px"], fill["sz"])
+            key = fill_key(fill)
+            oid = key[1]
             if key in self._fill_keys:
                 self.duplicate_fills += 1
                 return False
@@ -740,14 +819,39 @@ class OrderStateMachine:
                 return self._bad("fill with non-positive price/size or non-finite fee")
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
             return self._bad("malformed fill", exc)
-        self._fill_keys.add(key)
-        self._fill_order.append(key)
-        if len(self._fill_order) > self._fill_memory:
-            self._fill_keys.discard(self._fill_order.popleft())
+        self._remember_fill(key)
         self.fills += 1
         self._account(side, px, sz, fee, closed)
         self._attribute(fill.get("cloid"), oid, sz, t)
         return True
+
+    def _remember_fill(self, key: tuple) -> None:
+        self._fill_keys.add(key)
+        self._fill_order.append(key)
+        if len(self._fill_order) > self._fill_memory:
+            self._fill_keys.discard(self._fill_order.popleft())
+
+    def has_fill(self, fill: dict) -> bool:
+        try:
+            return fill_key(fill) in self._fill_keys
+        except (KeyError, TypeError, ValueError):
+            return False
+
+    def mark_known_fills(self, fills: Iterable[Any]) -> int:
+        """Register fills that predate the session (already in the start position): replays are duplicates."""
+        n = 0
+        for fill in fills:
+            try:
+                if not isinstance(fill, dict) or (self.coin is not None and fill.get("coin") != self.coin):
+                    continue
+                key = fill_key(fill)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if key not in self._fill_keys:
+                self._remember_fill(key)
+                n += 1
+        self.known_fills += n
+        return n
 
     def _account(self, side: int, px: Decimal, sz: Decimal, fee: Decimal, closed: Decimal) -> None:
         with localcontext(_EXACT):
@@ -831,6 +935,7 @@ class OrderStateMachine:
                         self._set_oid(rec, oid)
                     before = rec.remaining
                     rec.exch_remaining = min(rec.exch_remaining, Decimal(str(row["sz"])))
+                    self._suspect(rec)
                     self._mark_on_book(rec, t, None)
                     if rec.state not in TERMINAL_STATES:
                         self._resize(rec, before, t)
@@ -866,3 +971,56 @@ def _error_text(response: Any) -> str:
     if isinstance(response, dict):
         return str(response.get("response", response))
     return str(response)
+
+
+class PositionAdjustment:
+    """Position taken from the exchange because no fill explained it, netted against fills that arrive later.
+
+    ``adopt(delta, as_of_ms, mark)`` records that the start position was moved by ``delta`` (coin units) at
+    exchange time ``as_of_ms``; a fill first seen afterwards, executed at or before ``as_of_ms`` and in the
+    same direction, is already part of that move: ``net`` returns how much of it to take back out of the
+    start position, so the fill is not counted twice.  ``cost`` is the adopted size valued at the marks it
+    was adopted at (USD), for PnL.
+    """
+
+    __slots__ = ("outstanding", "as_of_ms", "cost", "adoptions", "netted_fills")
+
+    def __init__(self) -> None:
+        self.outstanding = 0.0
+        self.as_of_ms = 0
+        self.cost = 0.0
+        self.adoptions = 0
+        self.netted_fills = 0
+
+    def adopt(self, delta: float, as_of_ms: int, mark: float) -> None:
+        if delta == 0:
+            return
+        self.adoptions += 1
+        self.as_of_ms = max(self.as_of_ms, int(as_of_ms))
+        if self.outstanding and (self.outstanding > 0) != (delta > 0):
+            # an opposite move first cancels what is outstanding
+            take = min(abs(delta), abs(self.outstanding))
+            self._reduce(take if self.outstanding > 0 else -take)
+            delta += take if delta < 0 else -take
+        if delta:
+            self.outstanding = round(self.outstanding + delta, 12)
+            self.cost += delta * mark
+
+    def net(self, signed_sz: float, time_ms: int) -> float:
+        """The part of a newly seen fill (signed coin units) that the adoption already counted."""
+        if not self.outstanding or time_ms > self.as_of_ms or signed_sz == 0:
+            return 0.0
+        if (signed_sz > 0) != (self.outstanding > 0):
+            return 0.0
+        take = min(abs(signed_sz), abs(self.outstanding))
+        take = take if signed_sz > 0 else -take
+        self._reduce(take)
+        self.netted_fills += 1
+        return take
+
+    def _reduce(self, amount: float) -> None:
+        share = amount / self.outstanding
+        self.cost -= self.cost * share
+        self.outstanding = round(self.outstanding - amount, 12)
+        if self.outstanding == 0:
+            self.cost = 0.0

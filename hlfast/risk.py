@@ -291,7 +291,10 @@ def startup_cancel_all(
         except Exception as exc:  # noqa: BLE001 - any failure is one failed attempt, retried below
             lg.warning("cancel-all: attempt %d failed: %s", attempt, exc)
         sleep(interval_s)
-    try:
-        return (not fetch_open_orders()), attempts
-    except Exception:  # noqa: BLE001
-        return False, attempts
+    for _ in range(attempts):  # the final check is retried too: one 5xx must not leave the outcome unknown
+        try:
+            return (not fetch_open_orders()), attempts
+        except Exception as exc:  # noqa: BLE001
+            lg.warning("cancel-all: final open-orders check failed: %s", exc)
+            sleep(interval_s)
+    return False, attempts

@@ -3,12 +3,12 @@
 The venue runs in a child process with the fault injector on (disconnects, dropped / duplicated /
 reordered user messages, delayed acks, lost replies, HTTP 5xx/429, per-order rejects, malformed
 frames, market-data stalls longer than the stale threshold) and a synthetic market with frequent
-liquidation cascades.  The engine runs in a second child process built from the normal config.
-Everything is measured from outside: the venue is sampled over /info (open orders 4×/s, position
-and account 1×/s), the engine over its Prometheus endpoint and /proc, plus a small read-only probe
-in the engine process that publishes the order ids it tracks (for orphan detection), its kill-switch
-trips, resync timings and the fills it accepted.  At the end the engine gets SIGTERM and prints its
-`--json` summary; the venue's ledger is then compared with it.
+liquidation cascades.  The engine is the product itself, `hlfast run`, in a second process, with the
+soak's settings in a generated config file.  Everything is measured from outside: the venue is
+sampled over /info (open orders 4×/s, position and account 1×/s), the engine over its metrics server
+(`/debug/orders`, the orders it tracks, 4×/s for orphan detection; `/metrics` 1×/s) and /proc.  At
+the end the engine gets SIGTERM and prints its `--json` summary (kill-switch trips with their times,
+resyncs, rejects by reason, duplicate fills ignored); the venue's ledger is then compared with it.
 
     python perf/soak.py                     # 10 minutes, default fault rates
     python perf/soak.py --quick --json      # 40 s of trading (~45 s wall), the CI-sized run
@@ -31,11 +31,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +62,8 @@ QUICK_SECONDS = 40.0
 ORPHAN_LIMIT_S = 5.0
 OPEN_ORDERS_EVERY_S = 0.25
 SLOW_SAMPLE_EVERY_S = 1.0
-PROBE_EVERY_S = 0.2
 SHUTDOWN_WAIT_S = 30.0
-SETUP_ATTEMPTS = 5
+STARTUP_WAIT_S = 90.0
 
 # Engine settings for the soak (on top of the defaults or a --config file): a small ladder close to
 # the touch so fills happen, an execution budget that never binds so every quote update reaches the
@@ -97,152 +96,33 @@ def cascade_market(coins: list[str], seed: int, block_ms: int) -> Any:
 
 
 # =============================================================================================
-# engine side: the engine plus a read-only probe, run in its own process
+# engine side: `hlfast run` with a generated config file
 # =============================================================================================
-@dataclass
-class Probe:
-    """What the engine process publishes for the soak (written to a JSON file by a side thread)."""
-
-    phase: str = "setup"
-    tracked: dict = field(default_factory=dict)  # {"t": wall s, "cloids": [...], "oids": [...]}
-    trips: list = field(default_factory=list)  # [wall s, reason, detail, live orders at the trip]
-    resyncs: list = field(default_factory=list)  # [wall s, duration s, ok]
-    setup_failures: list = field(default_factory=list)
-    fill_keys: list = field(default_factory=list)  # tid of every fill the engine accepted
-    final: dict = field(default_factory=dict)
-
-
-def _instrumented_engine_class() -> type:
-    from hlfast.engine import Engine
-
-    class ProbedEngine(Engine):
-        """The engine, unchanged, with read-only hooks that copy what the soak needs into `probe`."""
-
-        probe: Probe
-
-        def _build_kernels(self) -> None:
-            super()._build_kernels()
-            accept = self.orders.on_fill
-            keys = self.probe.fill_keys
-
-            def on_fill(fill: Any, t: float = 0.0) -> bool:
-                accepted = accept(fill, t)
-                if accepted:
-                    keys.append(fill.get("tid"))
-                return accepted
-
-            self.orders.on_fill = on_fill
-            self._probe_next = 0.0
-
-        def _resync(self, now: float) -> None:
-            wall, t0 = time.time(), time.perf_counter()
-            super()._resync(now)
-            self.probe.resyncs.append([wall, time.perf_counter() - t0, not self._needs_resync])
-
-        def _on_trip(self, trip: Any) -> None:
-            live = len(self.orders.live())
-            super()._on_trip(trip)
-            self.probe.trips.append([time.time(), trip.reason, trip.detail, live])
-
-        def _housekeeping(self, now: float) -> None:
-            super()._housekeeping(now)
-            if now >= self._probe_next:
-                self._probe_next = now + PROBE_EVERY_S
-                self.publish_tracked()
-
-        def publish_tracked(self) -> None:
-            live = self.orders.live()
-            p = self.pipeline
-            self.probe.tracked = {"t": time.time(), "cloids": [o.cloid for o in live if o.cloid],
-                                  "oids": [o.oid for o in live if o.oid is not None],
-                                  "states": [o.state.name for o in live], "quoting": bool(p.quoting),
-                                  "hold": bool(p.hold), "quote_rc": p.last_rc, "in_flight": self.gateway.in_flight,
-                                  "quote_levels": [self.quoter.n_bid, self.quoter.n_ask],
-                                  "quote_depth": [self.quoter.delta_bid, self.quoter.delta_ask],
-                                  "q_target": p.target.q_target, "sigma": p.vol.sigma_eff,
-                                  "order_slots": sorted(o.slot for o in live),
-                                  "reconciler_slots": [s for s in range(self.reconciler.max_orders)
-                                                       if self.reconciler.slot_state(s)]}
-
-    return ProbedEngine
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, str):
+        return orjson.dumps(value).decode()  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
-def _write_json(path: str, obj: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY))
-    os.replace(tmp, path)
+def to_toml(config: dict[str, dict[str, Any]]) -> str:
+    """Sections of scalars and lists (the config schema's shape) as TOML text."""
+    lines: list[str] = []
+    for section, values in config.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
 
 
-def engine_child() -> int:
-    """Entry point of the engine process: job JSON on stdin, summary JSON on stdout, JSON logs on stderr."""
-    job = orjson.loads(sys.stdin.buffer.read())
-    from hlfast.config import load_config
-    from hlfast.engine import configure_logging
-    from hlfast.keys import PrivateKey
-
-    cfg = load_config(job.get("config_path"), env={}, overrides=job["overrides"])
-    configure_logging(cfg.engine.log_level, cfg.engine.log_json)
-    key = PrivateKey.from_hex(job.pop("secret"), origin="soak job")
-    probe = Probe()
-    state_path = job["state_path"]
-    stop_writer = threading.Event()
-
-    def writer() -> None:
-        while not stop_writer.wait(0.5):
-            try:
-                _write_json(state_path, asdict(probe))
-            except (OSError, TypeError, RuntimeError):
-                pass  # a list grew while it was copied: the next round writes it
-
-    threading.Thread(target=writer, name="soak-probe", daemon=True).start()
-    engine_cls = _instrumented_engine_class()
-    stop = {"signal": None}
-
-    def early_signal(signum: int, frame: object) -> None:
-        stop["signal"] = signal.Signals(signum).name
-
-    signal.signal(signal.SIGTERM, early_signal)
-    engine = None
-    for attempt in range(1, SETUP_ATTEMPTS + 1):
-        engine_cls.probe = probe
-        engine = engine_cls(cfg, key, base_url=job["base_url"], install_signals=True,
-                            metrics_port=job["metrics_port"])
-        try:
-            engine.setup()
-            break
-        except Exception as exc:  # noqa: BLE001 - any start-up failure is recorded, the attempt retried
-            probe.setup_failures.append(f"attempt {attempt}: {type(exc).__name__}: {exc}")
-            for conn in engine.conns:
-                conn.close()
-            engine.http.close()
-            engine = None
-            if stop["signal"]:
-                break
-            time.sleep(1.0)
-    if engine is None:
-        probe.phase = "setup failed"
-        stop_writer.set()
-        _write_json(state_path, asdict(probe))
-        return 2
-    probe.phase = "running"
-    engine.publish_tracked()
-    summary = engine.run(None) if not stop["signal"] else engine.shutdown()
-    probe.phase = "done"
-    o = engine.orders
-    probe.final = {
-        "rejects_by_reason": dict(engine.rejects_by_reason),
-        "kill_trips_by_reason": {k: v for k, v in engine.kill.trips_by_reason.items() if v},
-        "duplicate_fill_messages_ignored": o.duplicate_fills, "unmatched_fills": o.unmatched_fills,
-        "adopted_orders": o.adopted, "bad_events": o.bad_events, "last_bad_event": o.last_bad_event,
-        "exact": {k: str(v) for k, v in o.exact().items()}, "position0": engine.position0,
-        "gateway": asdict(engine.gateway.stats),
-    }
-    stop_writer.set()
-    _write_json(state_path, asdict(probe))
-    sys.stdout.write(orjson.dumps(summary.to_dict()).decode() + "\n")
-    sys.stdout.flush()
-    return 0
+def _get_json(url: str, timeout: float = 1.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return orjson.loads(resp.read())
 
 
 # =============================================================================================
@@ -328,13 +208,6 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _read_probe(path: Path) -> dict:
-    try:
-        return orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
-
-
 def _parse_metrics(text: str) -> dict[str, float]:
     values: dict[str, float] = {}
     for line in text.splitlines():
@@ -411,7 +284,7 @@ class Soak:
         self.dir = Path(opts.out_dir or self.tmp.name)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.paths = {name: self.dir / name for name in
-                      ("venue.log", "engine.log", "engine.out", "probe.json", "metrics.txt")}
+                      ("venue.log", "engine.log", "engine.out", "engine.toml", "metrics.txt")}
         for p in self.paths.values():
             p.unlink(missing_ok=True)
         self._hard_limit: float | None = None
@@ -424,6 +297,20 @@ class Soak:
         if self.opts.busy:
             extra["engine"] = {"read_mode": "busy"}
         return _merge(SOAK_OVERRIDES, extra, self.opts.overrides)
+
+    def engine_config(self, base_url: str, metrics_port: int) -> dict:
+        """The user's config file (if any) with the soak's settings and the venue's URL on top."""
+        from hlfast.config import load_config
+
+        user: dict = {}
+        if self.opts.config_path:
+            with open(self.opts.config_path, "rb") as fh:
+                user = tomllib.load(fh)
+        config = _merge(user, self.overrides(metrics_port), {"exchange": {"base_url": base_url}})
+        config.get("exchange", {}).pop("key_file", None)  # the soak's throw-away key comes from the env
+        config.get("exchange", {}).pop("key_env", None)
+        load_config(None, env={}, overrides=config)  # fail here, in the driver, on a bad combination
+        return config
 
     # ---- the run ------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -441,26 +328,25 @@ class Soak:
         with _stderr_into(self.paths["venue.log"]), _env(CASCADE_ENV, str(opts.cascade_every_s)):
             base_url = venue.start()
         metrics_port = _free_port()
-        job = {"base_url": base_url, "secret": "0x" + secret, "overrides": self.overrides(metrics_port),
-               "config_path": opts.config_path, "metrics_port": metrics_port,
-               "state_path": str(self.paths["probe.json"])}
+        self.paths["engine.toml"].write_text(to_toml(self.engine_config(base_url, metrics_port)))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
         env = {k: v for k, v in env.items() if not k.startswith("HLFAST_")}
+        env["HLFAST_PRIVATE_KEY"] = "0x" + secret
         t_launch = time.monotonic()
         with open(self.paths["engine.out"], "wb") as out, open(self.paths["engine.log"], "wb") as err:
-            proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--engine-child"],
-                                    stdin=subprocess.PIPE, stdout=out, stderr=err, env=env, cwd=str(ROOT))
-        proc.stdin.write(orjson.dumps(job))
-        proc.stdin.close()
-        del job
+            proc = subprocess.Popen([sys.executable, "-m", "hlfast.cli", "run", "--config",
+                                     str(self.paths["engine.toml"]), "--json"],
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=str(ROOT))
+        del env
         http = HttpClient(base_url, timeout_s=2.0)
         s = _Samples()
+        engine_url = f"http://127.0.0.1:{metrics_port}"
         try:
-            self._wait_running(proc, t_launch)
+            self._wait_running(proc, t_launch, engine_url)
             t0 = time.monotonic()
             deadline = t0 + opts.seconds
             next_fast = next_slow = t0
-            metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+            metrics_url = engine_url + "/metrics"
             with open(self.paths["metrics.txt"], "ab") as metrics_log:
                 while True:
                     now = time.monotonic()
@@ -471,7 +357,7 @@ class Soak:
                         break
                     if now >= next_fast:
                         next_fast += OPEN_ORDERS_EVERY_S
-                        self._sample_orders(http, HttpError, user, s)
+                        self._sample_orders(http, HttpError, user, s, engine_url)
                     if now >= next_slow:
                         next_slow += SLOW_SAMPLE_EVERY_S
                         self._sample_slow(http, HttpError, user, s, proc.pid, venue, metrics_url, metrics_log,
@@ -491,15 +377,25 @@ class Soak:
         report["private_key"] = self._search_key(secret, report)
         return report
 
-    def _wait_running(self, proc: subprocess.Popen, t_launch: float) -> None:
-        while time.monotonic() - t_launch < 90:
-            state = _read_probe(self.paths["probe.json"])
-            if state.get("phase") in ("running", "setup failed") or proc.poll() is not None:
+    def _wait_running(self, proc: subprocess.Popen, t_launch: float, engine_url: str) -> None:
+        """Until the engine's metrics server answers (it starts with the loop, after set-up) or it exits."""
+        while time.monotonic() - t_launch < STARTUP_WAIT_S:
+            if proc.poll() is not None:
                 return
-            time.sleep(0.05)
-        raise RuntimeError("the engine did not finish start-up within 90 s; see " + str(self.paths["engine.log"]))
+            try:
+                _get_json(engine_url + "/debug/orders", timeout=0.5)
+                return
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        raise RuntimeError(f"the engine did not finish start-up within {STARTUP_WAIT_S:g} s; see "
+                           + str(self.paths["engine.log"]))
 
-    def _sample_orders(self, http: Any, http_error: type, user: str, s: _Samples) -> None:
+    def _sample_orders(self, http: Any, http_error: type, user: str, s: _Samples, engine_url: str) -> None:
+        try:  # the engine's view first: venue orders younger than the view are not judged
+            tracked = _get_json(engine_url + "/debug/orders")
+        except (OSError, ValueError):
+            s.metrics_errors += 1
+            tracked = {}
         t_req = time.time()
         try:
             rows = http.info({"type": "openOrders", "user": user, "dex": ""})
@@ -513,7 +409,7 @@ class Soak:
         rows = [r for r in rows if r.get("coin") == self.opts.coin]
         s.open_counts.append((t_req, t_resp, len(rows)))
         s.max_open = max(s.max_open, len(rows))
-        s.orphans.observe(t_resp, rows, _read_probe(self.paths["probe.json"]).get("tracked", {}))
+        s.orphans.observe(t_resp, rows, tracked)
 
     def _sample_slow(self, http: Any, http_error: type, user: str, s: _Samples, pid: int, venue: Any,
                      metrics_url: str, metrics_log: Any, t_rel: float) -> None:
@@ -605,15 +501,14 @@ class Soak:
     def _report(self, s: _Samples, final: dict, run_seconds: float, shutdown_s: float, exit_code: int | None,
                 venue_alive: bool, user: str) -> dict:
         opts = self.opts
-        probe = _read_probe(self.paths["probe.json"])
         summary = _last_json_line(self.paths["engine.out"])
         log_scan = _scan_engine_log(self.paths["engine.log"])
         venue_log = self.paths["venue.log"].read_text(errors="replace")
         s.orphans.close_all()
         open_at_exit = [r for r in final.get("open", []) if r.get("coin") == opts.coin]
         # crashes: the engine died or hung, a traceback anywhere, the venue died
-        trips = probe.get("trips", [])
-        permanent = [t for t in trips if t[1] not in ("stale_data", "cascade_pull", "rate_limit")]
+        trips = summary.get("kill_switch_trips") or []
+        permanent = [t for t in trips if not t.get("transient")]
         crashes = {
             "engine_exit_code": exit_code, "engine_died_early": s.early_exit,
             "engine_tracebacks": log_scan["tracebacks"], "engine_thread_exceptions": log_scan["thread_exceptions"],
@@ -624,31 +519,33 @@ class Soak:
                      + crashes["venue_tracebacks"] + crashes["venue_block_failures"] + int(not venue_alive))
         # kill-switch trips → time until the venue showed zero resting orders
         trip_rows = []
-        for wall, reason, detail, live in trips:
+        for trip in trips:
+            wall = trip["wall"]
             after = [(t1, n) for t0, t1, n in s.open_counts if t0 >= wall]
             zero_at = next((t1 for t1, n in after if n == 0), None)
-            trip_rows.append({"reason": reason, "detail": detail, "live_orders_at_trip": live,
+            trip_rows.append({"reason": trip["reason"], "detail": trip["detail"], "t": trip["t"],
+                              "live_orders_at_trip": trip.get("live_orders"),
                               "measured": bool(after),  # False: the run ended before the next sample
                               "time_to_zero_resting_s": None if zero_at is None else round(zero_at - wall, 3)})
         ttz = [r["time_to_zero_resting_s"] for r in trip_rows if r["time_to_zero_resting_s"] is not None]
-        # fills: the venue's list against what the engine accepted
+        # fills: the venue's list against the engine's count (a fill counted twice, or adopted as a position
+        # shift and counted again, also shows in the ledger drift below)
         venue_fills = final.get("fills", [])
-        venue_tids = {f.get("tid") for f in venue_fills}
-        engine_keys = probe.get("fill_keys", [])
-        engine_tids = set(engine_keys)
+        engine_fills = int(summary.get("fills") or 0)
         fills = {
-            "venue": len(venue_fills), "engine": len(engine_keys),
-            "duplicates_counted": len(engine_keys) - len(engine_tids),
-            "missed": len(venue_tids - engine_tids), "extra": len(engine_tids - venue_tids),
-            "duplicate_messages_ignored": probe.get("final", {}).get("duplicate_fill_messages_ignored"),
+            "venue": len(venue_fills), "engine": engine_fills,
+            "duplicates_counted": max(0, engine_fills - len(venue_fills)),
+            "missed": max(0, len(venue_fills) - engine_fills), "extra": max(0, engine_fills - len(venue_fills)),
+            "duplicate_messages_ignored": summary.get("duplicate_fills"),
+            "recovered_from_info": summary.get("fills_recovered"),
+            "position_adjustments": summary.get("position_adjustments"),
         }
         # ledger: engine summary vs the venue after the engine's last resync
         venue_pos = _position(final.get("state", {}), opts.coin)
         v_cash = -sum((1 if f["side"] == "B" else -1) * float(f["px"]) * float(f["sz"]) + float(f["fee"])
                       for f in venue_fills)
         v_fees = sum(float(f["fee"]) for f in venue_fills)
-        exact = probe.get("final", {}).get("exact", {})
-        e_cash = float(exact.get("cash", "nan"))
+        e_cash = float(summary.get("cash", "nan"))
         lot = 10.0 ** -_sz_decimals(opts.coin)
         ledger = {
             "venue_position": venue_pos, "engine_position": summary.get("position"),
@@ -662,7 +559,7 @@ class Soak:
         for status, kind in (("500", "http5xx"), ("429", "http429")):
             if kind in counts:
                 counts[kind] -= s.sampler_http_faults.get(status, 0)
-        resyncs = probe.get("resyncs", [])
+        resync = summary.get("resync_ms") or {}
         warm = run_seconds * 0.25
         rss_tail = [(t, v) for t, v in s.rss if t >= warm]
         t2o = summary.get("tick_to_order_us", {})
@@ -672,8 +569,7 @@ class Soak:
             "hard_position_limit": self.hard_limit(),
             "crashes": n_crashes, "crash_detail": crashes,
             "restarts_needed": int(s.early_exit) + int(exit_code is None) + len(permanent),
-            "setup_retries": len(probe.get("setup_failures", [])),
-            "setup_failures": probe.get("setup_failures", []),
+            "setup_retries": log_scan["retries"], "setup_failures": log_scan["fatal"],
             "orphans": {"at_exit": len(open_at_exit), "episodes": len(s.orphans.ages),
                         "max_age_s": round(max(s.orphans.ages, default=0.0), 3),
                         "over_5s": sum(1 for a in s.orphans.ages if a > ORPHAN_LIMIT_S),
@@ -689,11 +585,10 @@ class Soak:
                             "time_to_zero_p50_s": statistics.median(ttz) if ttz else None,
                             "time_to_zero_max_s": max(ttz) if ttz else None, "list": trip_rows[:50]},
             "quoting": _quoting_figures(s.quoting),
-            "rejects": summary.get("rejects"), "rejects_by_reason": probe.get("final", {}).get("rejects_by_reason", {}),
+            "rejects": summary.get("rejects"), "rejects_by_reason": summary.get("rejects_by_reason") or {},
             "reconnects": summary.get("reconnects"),
-            "resync": {**{k: (round(v * 1e3, 3) if k != "count" else v)
-                          for k, v in _quantiles([d for _, d, _ in resyncs]).items()},
-                       "failed": sum(1 for _, _, ok in resyncs if not ok), "unit": "ms"},
+            "resync": {"count": resync.get("count", 0), "p50": resync.get("p50", 0.0), "max": resync.get("max", 0.0),
+                       "failed": resync.get("failed", 0), "unit": "ms"},
             "post_timeouts": summary.get("post_timeouts"), "malformed_frames": summary.get("malformed_frames"),
             "rss_mb": {"engine_start": _first(s.rss), "engine_end": _last(s.rss),
                        "engine_growth_mb_per_hour": round(_slope_per_hour(rss_tail), 2),
@@ -827,12 +722,17 @@ def _last_json_line(path: Path) -> dict:
 
 def _scan_engine_log(path: Path) -> dict:
     """Tracebacks, thread exceptions and ERROR records (other than kill-switch lines) in the engine's log."""
-    out = {"tracebacks": 0, "thread_exceptions": 0, "error_count": 0, "errors": []}
+    out: dict[str, Any] = {"tracebacks": 0, "thread_exceptions": 0, "error_count": 0, "errors": [], "retries": 0,
+                           "fatal": []}
     try:
         lines = path.read_bytes().splitlines()
     except OSError:
         return out
     for line in lines:
+        if line.startswith(b"hlfast run:"):  # the product's one-line fatal error (start-up failed)
+            out["fatal"].append(line.decode(errors="replace")[:300])
+        if b"failed (attempt" in line:
+            out["retries"] += 1
         if line.startswith(b"Traceback"):
             out["tracebacks"] += 1
         elif line.startswith(b"Exception in thread"):
@@ -859,6 +759,7 @@ def failures(report: dict) -> list[str]:
         (f"orphan orders older than {ORPHAN_LIMIT_S:g} s", report["orphans"]["over_5s"] == 0),
         ("position-limit breaches", report["position_breaches"] == 0),
         ("duplicate fills counted", report["fills"]["duplicates_counted"] == 0),
+        ("position adopted without fills", not report["fills"]["position_adjustments"]),
         ("fills counted that the venue does not have", report["fills"]["extra"] == 0),
         ("kill-switch trips that never reached zero resting orders", report["kill_switch"]["never_reached_zero"] == 0),
         ("position drift at exit", abs(report["ledger"]["position_drift"] or 0.0) < 1e-9
@@ -890,7 +791,8 @@ def format_report(r: dict) -> str:
         f"fees drift {led['fees_drift_usd']} USD; sampled drift max {led['sampled_drift_max']:g}, "
         f"longest {led['sampled_drift_longest_s']:g} s",
         f"  fills             venue {f['venue']}, engine {f['engine']}, duplicates counted {f['duplicates_counted']}, "
-        f"missed {f['missed']}, extra {f['extra']}, duplicate messages ignored {f['duplicate_messages_ignored']}",
+        f"missed {f['missed']}, extra {f['extra']}, duplicate messages ignored {f['duplicate_messages_ignored']}, "
+        f"recovered from /info {f['recovered_from_info']}, position adjustments {f['position_adjustments']}",
         f"  kill switch       {k['trips']} trips {k['by_reason']}; {ttz}; never zero {k['never_reached_zero']}",
         f"  quoting           engine quoting {r['quoting']['engine_quoting_share']:.0%} of samples, orders resting "
         f"{r['quoting']['venue_resting_share']:.0%}; longest stretch quoting with none resting "
@@ -935,8 +837,6 @@ def run_soak(opts: SoakOptions) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--engine-child"]:
-        return engine_child()
     parser = argparse.ArgumentParser(prog="perf/soak.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="run length (default 10)")
     parser.add_argument("--seconds", type=float, help="run length in seconds (overrides --minutes)")
@@ -950,7 +850,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-ms", type=int, help="venue block cadence")
     parser.add_argument("--config", help="engine TOML config (the soak's settings are applied on top)")
     parser.add_argument("--busy", action="store_true", help="engine in busy-poll mode (needs a free core)")
-    parser.add_argument("--out-dir", help="keep the captured logs, metrics and probe here")
+    parser.add_argument("--out-dir", help="keep the captured logs, metrics and engine config here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     base = args.faults if args.faults is not None else (QUICK_FAULTS if args.quick else DEFAULT_FAULTS)

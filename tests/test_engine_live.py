@@ -19,6 +19,7 @@ from hlfast.engine import Engine, configure_logging
 from hlfast.gateway import HttpClient
 from hlfast.keys import generate_private_key
 from hlfast.orders import OrderState
+from hlfast.signer import OrderSpec
 from hlfast.venue.process import VenueProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +128,7 @@ def test_reduce_only_asymmetry_at_the_limit(venue):
     key = generate_private_key()
     cfg = make_cfg(risk={"max_position": 0.0015})
     # open a long of 0.002 BTC (beyond the 0.0015 limit, below the 2x runaway) with an IOC buy
-    from hlfast.signer import OrderSpec, Signer
+    from hlfast.signer import Signer
     signer = Signer(key, is_mainnet=False)
     http = HttpClient(venue.base_url)
     mid = float(http.info({"type": "allMids", "dex": ""})["BTC"])
@@ -168,14 +169,34 @@ def test_runaway_position_trips_and_cancels_in_the_same_iteration(venue):
     eng = start_engine(venue.base_url, make_cfg(risk={"max_position": 0.01}))
     try:
         assert eng.step_for(2.0, lambda: both_sides_resting(eng))
-        eng.position0 = 0.05  # as if fills had run the position to 5x the limit
-        trip = eng._check_risk(eng._clock())
-        assert trip is not None and trip.reason == "position_runaway"
-        assert all(o.state == OrderState.PENDING_CANCEL for o in eng.orders.live())
+        # a real runaway: the account buys 5x the limit (an IOC sent with the engine's own signer)
+        mid = eng.book.mid()
+        reply = eng.http.exchange(eng.signer.bulk_orders(
+            eng.asset, [OrderSpec(True, str(int(mid * 1.01)), "0.05", False, "Ioc")]))
+        assert "filled" in reply["response"]["data"]["statuses"][0], reply
+        assert eng.step_for(3.0, lambda: eng.kill.trip is not None)
+        assert eng.kill.trip.reason == "position_runaway" and not eng.kill.trip.transient
+        trip = eng.trips[-1]
+        assert trip["reason"] == "position_runaway" and trip["cancels_sent"] == trip["live_orders"] > 0
+        assert eng.position == pytest.approx(venue_position(venue.base_url, eng.user))  # judged on a true position
         assert eng.step_for(3.0, lambda: not open_orders(venue.base_url, eng.user))
+        assert eng.summary().kill_switch_trips[-1]["reason"] == "position_runaway"
     finally:
-        eng.position0 = 0.0
         eng.shutdown()
+
+
+def test_a_wrong_local_position_is_checked_against_the_exchange_before_a_runaway_trip(venue):
+    eng = start_engine(venue.base_url, make_cfg(risk={"max_position": 0.01}))
+    try:
+        assert eng.step_for(2.0, lambda: both_sides_resting(eng))
+        eng.position0 += 0.05  # as if a fill had been counted twice
+        assert eng._check_risk(eng._clock()) is None  # the exchange disagrees: no permanent trip
+        assert eng.kill.trips_by_reason["position_runaway"] == 0
+        assert eng.position == pytest.approx(venue_position(venue.base_url, eng.user), abs=1e-9)
+        assert eng.adjustment.adoptions == 1 and eng.adjustment.outstanding == pytest.approx(-0.05)
+    finally:
+        summary = eng.shutdown()
+    assert summary.position_adjustments == 1
 
 
 def test_forced_disconnects_resync_without_orphans_or_duplicates():

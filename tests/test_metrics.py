@@ -63,3 +63,32 @@ def test_exporter_binds_loopback_and_serves_the_current_snapshot():
         assert ("mm_actions_total", (("type", "order"),)) not in got2
     finally:
         exp.stop()
+
+
+def test_debug_orders_is_json_for_loopback_and_unknown_paths_are_404():
+    import urllib.error
+
+    import orjson
+    import pytest
+
+    from hlfast.metrics import _is_loopback
+
+    exp = MetricsExporter()
+    port = exp.start()
+    try:
+        view = {"t": 1.5, "coin": "BTC", "oids": [7], "cloids": ["0x" + "ab" * 16], "orders": [{"oid": 7}]}
+        exp.publish({"mm_position": 0.5}, view)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/debug/orders", timeout=5) as resp:
+            assert resp.headers["Content-Type"] == "application/json"
+            assert orjson.loads(resp.read()) == view
+        exp.publish({"mm_position": 0.25})  # a metrics-only publish keeps the last orders view
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/debug/orders", timeout=5) as resp:
+            assert orjson.loads(resp.read())["oids"] == [7]
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/debug/nothing", timeout=5)
+        assert parse(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read())[
+            ("mm_position", ())] == 0.25
+    finally:
+        exp.stop()
+    assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("127.8.9.10")
+    assert not _is_loopback("10.0.0.2") and not _is_loopback("192.168.1.4") and not _is_loopback("garbage")

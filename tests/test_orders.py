@@ -6,10 +6,18 @@ import random
 from decimal import Decimal
 from fractions import Fraction
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hlfast.orders import LIVE_STATES, OrderState, OrderStateMachine
+from hlfast.orders import (
+    LIVE_STATES,
+    REJECT_REASONS,
+    OrderState,
+    OrderStateMachine,
+    PositionAdjustment,
+    reject_reason,
+)
 from hlfast.signer import CloidGenerator
 from tests.paths import HL_FIXTURES
 from tests.reference.accounting import Accounting
@@ -579,3 +587,129 @@ def test_any_interleaving_gives_the_same_outcome(fates, seed, duplicates):
         check_mirror(sm, li)
         outcomes.append(final)
     assert outcomes[0] == outcomes[1] == outcomes[2]
+
+
+# ---------------------------------------------------------------------------------------------- reject reasons
+def test_real_reject_texts_map_to_a_fixed_set_of_reason_codes():
+    items = json.loads((FIX / "real_exchange_and_ws_responses_quoted.json").read_text())["items"]
+    expected = {1: "reduce_only", 6: "min_value", 11: "rate_limit", 12: "unknown_signer", 13: "alo_cross",
+                14: "margin", 15: "unknown_signer", 17: "unknown_signer", 19: "nonce", 21: "invalid_price",
+                3: "other", 4: "other", 20: "other"}
+    for i, code in expected.items():
+        body = items[i]["body"]
+        text = json.dumps(body)
+        assert reject_reason(text) == code, (i, text)
+    docs = json.loads((FIX / "nautilus_exchange_error_messages.json").read_text())["errors"]
+    codes = {reject_reason(e["message"]) for e in docs}
+    assert codes <= set(REJECT_REASONS) and {"tick", "min_value", "margin", "reduce_only", "alo_cross",
+                                             "open_interest", "oracle"} <= codes
+    # reject statuses of orderUpdates map to the same codes as the texts
+    for status, code in (("badAloPxRejected", "alo_cross"), ("minTradeNtlRejected", "min_value"),
+                         ("tickRejected", "tick"), ("perpMarginRejected", "margin"),
+                         ("reduceOnlyRejected", "reduce_only"), ("tooManyOpenOrdersRejected", "too_many_orders"),
+                         ("oracleRejected", "oracle"), ("openInterestIncreaseRejected", "open_interest"),
+                         ("rejected", "other")):
+        assert reject_reason(status) == code
+
+
+@settings(deadline=None, max_examples=200)
+@given(bid=st.decimals(min_value=Decimal("0.001"), max_value=Decimal("200000"), places=3),
+       spread=st.decimals(min_value=Decimal("0.001"), max_value=Decimal("50"), places=3),
+       asset=st.integers(min_value=0, max_value=300))
+def test_prices_in_reject_texts_never_make_new_reasons(bid, spread, asset):
+    text = f"Post only order would have immediately matched, bbo was {bid}@{bid + spread}. asset={asset}"
+    assert reject_reason(text) == "alo_cross"
+
+
+def test_rejects_are_counted_by_code_and_logged_once_per_code(caplog):
+    sm, li = machine()
+    with caplog.at_level("WARNING", logger="hlfast.orders"):
+        for px in ("6005.1@6005.2", "6006.0@6006.1", "7000.0@7000.5"):
+            cloid = sm.new_order(1, 1_000_000, 0.01, t=0)[1]
+            sm.on_place_status(cloid, {"error": f"Post only order would have immediately matched, bbo was {px}."})
+        cloid = sm.new_order(1, 1_000_000, 0.01, t=0)[1]
+        sm.on_place_status(cloid, {"error": "Insufficient margin to place order. asset=0"})
+    assert sm.rejects_by_reason == {"alo_cross": 3, "margin": 1} and sm.rejects == 4
+    assert caplog.text.count("order rejected (alo_cross") == 1 and "bbo was 6005.1@6005.2" in caplog.text
+    assert caplog.text.count("order rejected (margin") == 1
+    check_mirror(sm, li)
+
+
+# ---------------------------------------------------------------------------------------------- missing fills
+def test_known_fills_from_before_the_session_are_duplicates_and_move_nothing():
+    sm, _ = machine()
+    past = [fill(1, "0.01", tid=5), fill(2, "0.02", side="A", tid=6), fill(3, "0.01", coin="ETH", tid=7)]
+    assert sm.mark_known_fills(past + [None, {"coin": "BTC"}]) == 2  # other coins and junk skipped
+    assert sm.mark_known_fills(past) == 0 and sm.known_fills == 2
+    assert not sm.on_fill(past[0]) and not sm.on_fill(past[1])  # a snapshot replaying them
+    assert sm.position == 0 and sm.fills == 0 and sm.duplicate_fills == 2
+    assert sm.has_fill(past[0]) and not sm.has_fill(fill(9, "0.01", tid=99))
+    assert sm.on_fill(fill(9, "0.01", tid=99)) and sm.position == 0.01
+
+
+def test_a_filled_update_without_its_fill_is_suspected_until_the_fill_arrives():
+    sm, li = machine()
+    _, cloid = sm.new_order(1, 1_000_000, 0.01, t=0)
+    sm.on_place_status(cloid, resting(11))
+    assert not sm.fills_possibly_missing()
+    sm.on_order_update(update(11, "open", sz="0.006", cloid=cloid))  # 0.004 traded, no fill seen yet
+    assert sm.fill_gap_events == 1 and sm.fills_possibly_missing()
+    sm.on_fill(fill(11, "0.004", cloid=cloid, tid=1))
+    assert not sm.fills_possibly_missing()
+    sm.on_order_update(update(11, "filled", sz="0.0", cloid=cloid))  # the rest traded: its fill is late
+    assert sm.by_oid(11).state == S.FILLED and sm.fill_gap_events == 2 and sm.fills_possibly_missing()
+    assert sm.position == 0.004
+    sm.on_fill(fill(11, "0.006", cloid=cloid, tid=2))
+    assert not sm.fills_possibly_missing() and sm.position == 0.01
+    check_mirror(sm, li)
+
+
+def test_an_order_gone_by_inference_is_suspected_until_the_position_is_checked():
+    sm, li = machine()
+    _, cloid = sm.new_order(-1, 1_000_000, 0.01, t=0)
+    sm.on_place_status(cloid, resting(12))
+    sm.on_cancel_sent(cloid)
+    sm.on_cancel_status(cloid, NEVER_PLACED)  # "... already canceled, or filled": which one?
+    assert sm.by_oid(12).state == S.CANCELLED and sm.fills_possibly_missing() and sm.fill_gap_events == 1
+    sm.clear_suspects()  # the engine compared the position with the exchange's
+    assert not sm.fills_possibly_missing()
+    check_mirror(sm, li)
+
+
+# ---------------------------------------------------------------------------------------------- adjustments
+def test_a_position_adjustment_is_netted_against_older_fills_only_once():
+    adj = PositionAdjustment()
+    adj.adopt(-0.02, as_of_ms=1_000, mark=100.0)  # exchange showed 0.02 more short than the fills explained
+    assert adj.outstanding == -0.02 and adj.cost == pytest.approx(-2.0)
+    assert adj.net(0.01, 900) == 0.0  # a buy does not explain a missing sell
+    assert adj.net(-0.01, 1_001) == 0.0  # a sell after the check is a new trade
+    assert adj.net(-0.015, 990) == pytest.approx(-0.015) and adj.outstanding == pytest.approx(-0.005)
+    assert adj.cost == pytest.approx(-0.5)
+    assert adj.net(-0.01, 995) == pytest.approx(-0.005) and adj.outstanding == 0 and adj.cost == 0
+    assert adj.net(-0.01, 995) == 0.0 and adj.netted_fills == 2
+    adj.adopt(0.01, as_of_ms=2_000, mark=110.0)
+    adj.adopt(-0.004, as_of_ms=2_100, mark=111.0)  # an opposite move first reduces what is outstanding
+    assert adj.outstanding == pytest.approx(0.006) and adj.cost == pytest.approx(0.66)
+    assert adj.as_of_ms == 2_100 and adj.adoptions == 3
+
+
+@settings(deadline=None, max_examples=200)
+@given(side=st.sampled_from([1, -1]), lots=st.lists(st.integers(1, 50), min_size=1, max_size=8),
+       late=st.lists(st.booleans(), min_size=8, max_size=8), newer=st.lists(st.integers(1, 50), max_size=3))
+def test_adopting_then_receiving_the_missing_fills_counts_each_once(side, lots, late, newer):
+    """Fills lost on one side, adopted as one adjustment: whichever of them turn up later (and any trades
+    after the check) leave the position at the exchange's, never above it."""
+    adj = PositionAdjustment()
+    true_move = side * sum(lots) / 1000
+    adj.adopt(true_move, as_of_ms=10_000, mark=50.0)
+    position0, counted = true_move, 0.0
+    arrived = [side * n / 1000 for n, comes in zip(lots, late, strict=False) if comes]
+    for signed in arrived:
+        counted += signed
+        position0 -= adj.net(signed, 9_000)
+    after = [side * n / 1000 for n in newer]  # trades after the check are new, never netted
+    for signed in after:
+        counted += signed
+        position0 -= adj.net(signed, 11_000)
+    assert position0 + counted == pytest.approx(true_move + sum(after), abs=1e-12)
+    assert adj.outstanding == pytest.approx(true_move - sum(arrived), abs=1e-12)

@@ -171,3 +171,19 @@ def test_startup_cancel_all_gives_up_after_five_attempts_and_survives_errors():
     ok, attempts = startup_cancel_all(fetch, cancel, sleep=sleeps.append)
     assert not ok and attempts == 5
     assert calls["cancel"] == 4 and len(sleeps) == 5 and set(sleeps) == {0.5}
+
+
+def test_startup_cancel_all_retries_the_final_check_after_a_5xx():
+    from hlfast.gateway import HttpError
+
+    shown = [["a"], ["a"], ["a"], ["a"], ["a"], "5xx", "5xx", []]  # the last cancel lands; the check first fails
+
+    def fetch():
+        item = shown.pop(0)
+        if item == "5xx":
+            raise HttpError(500, "Internal Server Error")
+        return item
+
+    sleeps = []
+    ok, attempts = startup_cancel_all(fetch, lambda orders: None, attempts=5, interval_s=0.5, sleep=sleeps.append)
+    assert ok and attempts == 5 and shown == [] and len(sleeps) == 7

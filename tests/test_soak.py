@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hlfast.keys import generate_private_key
+from hlfast.orders import REJECT_REASONS
 from hlfast.venue.faults import REAL_REJECT_TEXTS, FaultInjector, parse_fault_spec
 from hlfast.venue.server import Connection, VenueConfig, VenueServer, build_venue
 from perf import soak
@@ -29,6 +30,23 @@ def test_orphan_tracker_times_untracked_orders_and_ignores_young_ones():
     tracker.observe(111.0, [{"oid": 5, "timestamp": 105_000}], {"t": 110.0, "oids": [1], "cloids": []})
     tracker.observe(112.0, [{"oid": 5, "timestamp": 105_000}], adopted)  # adopted by the engine
     assert tracker.open == {} and len(tracker.ages) == 2
+
+
+def test_engine_config_is_written_as_toml_the_config_loader_reads(tmp_path):
+    import tomllib
+
+    from hlfast.config import load_config
+
+    user = tmp_path / "user.toml"
+    user.write_text('[quoting]\nlevels = 7\ngamma = 0.2\n[exchange]\nkey_file = "/secret/key"\n')
+    run = soak.Soak(soak.SoakOptions(out_dir=str(tmp_path / "out"), config_path=str(user)))
+    config = run.engine_config("http://127.0.0.1:5", 9100)
+    text = soak.to_toml(config)
+    cfg = load_config(None, env={}, overrides=tomllib.loads(text))
+    assert cfg.quoting.levels == soak.SOAK_OVERRIDES["quoting"]["levels"] and cfg.quoting.gamma == 0.2
+    assert cfg.exchange.base_url == "http://127.0.0.1:5" and cfg.metrics.port == 9100
+    assert cfg.exchange.key_file == "" and "secret" not in text  # the throw-away key comes from the env
+    assert cfg.risk.liquidator_addresses and cfg.risk.max_position == 0.01
 
 
 def test_merge_faults_replaces_adds_and_removes_keys():
@@ -120,3 +138,9 @@ def test_quick_soak_holds_every_invariant():
     assert report["orphans"]["open_orders_samples"] >= 100, text
     assert report["tick_to_order_us"]["count"] > 0, text
     assert report["exit_reason"] == "SIGTERM", text
+    # measured through the product: its summary's trips, resyncs and reject reason codes, /debug/orders
+    assert all(trip["t"] >= 0 and trip["detail"] for trip in report["kill_switch"]["list"]), text
+    assert set(report["rejects_by_reason"]) <= set(REJECT_REASONS) and report["rejects"] >= 1, text
+    assert sum(report["rejects_by_reason"].values()) == report["rejects"], text
+    assert report["fills"]["position_adjustments"] == 0, text
+    assert report["resync"]["max"] >= report["resync"]["p50"] > 0, text
