@@ -515,7 +515,9 @@ class Engine:
 
     def pnl(self) -> float:
         """Session PnL marked to mid, after fees (the start position is marked from its start mid)."""
-        mid = self.mark()
+        return self._pnl_at(self.mark())
+
+    def _pnl_at(self, mid: float) -> float:
         o = self.orders
         adj = self.adjustment  # a position adopted without fills is valued from the mark it was adopted at
         return (o.cash + o.position * mid + self.position0 * (mid - self.mid0)
@@ -527,10 +529,15 @@ class Engine:
     def resting_count(self) -> int:
         return sum(1 for r in self.orders.live() if r.state != OrderState.PENDING_NEW or r.acked)
 
-    def _apply_state_to_pipeline(self, now: float) -> None:
+    def _valuation(self) -> tuple[float, float]:
+        """(mark, equity) with the mark taken once."""
+        mark = self.mark()
+        return mark, self.account_value0 + self._pnl_at(mark)
+
+    def _apply_state_to_pipeline(self, now: float, equity: float | None = None) -> None:
         p = self.pipeline
         p.position = self.position
-        p.account_value = max(0.0, self.equity())
+        p.account_value = max(0.0, self.equity() if equity is None else equity)
         cap_buy, cap_sell = self.exch_limits.caps(now)
         p.exch_cap_bid = cap_buy
         p.exch_cap_ask = cap_sell
@@ -638,86 +645,104 @@ class Engine:
 
     # ---- actions ---------------------------------------------------------------------------
     def _send_actions(self, n: int, recv_ns: int) -> None:
+        """Sign and send the cycle's actions: cancels, then modifies, then places.
+
+        Each payload goes out before its bookkeeping. Replies are only read by the next poll, so the order
+        state machine and the reconciler still learn of every sent order before any reply can arrive."""
         rec = self.reconciler
         orders = self.orders
+        by_slot = orders.by_slot
         now = self._clock()
         t_sign = time.perf_counter_ns()
-        kinds = rec.act_kind.tolist()
-        slots = rec.act_slot.tolist()
-        sides = rec.act_side.tolist()
-        pxs = rec.act_px.tolist()
-        szs = rec.act_sz.tolist()
         cancel_keys: list[str] = []
         cancel_slots: list[int] = []
         mod_cloids: list[str] = []
-        mod_rows: list[tuple[int, int, int, float]] = []
-        place_rows: list[tuple[int, int, float]] = []
-        for i in range(n):
-            kind = kinds[i]
+        mod_slots: list[int] = []
+        mod_sides: list[int] = []
+        mod_px: list[int] = []
+        mod_sz: list[float] = []
+        p_sides: list[int] = []
+        p_px: list[int] = []
+        p_sz: list[float] = []
+        pending_cancel = OrderState.PENDING_CANCEL
+        for kind, slot, side, px, sz, _mandatory in rec.actions():  # one C call for the whole list
             if kind == ACT_CANCEL:
-                o = orders.by_slot(slots[i])
-                if o is not None and o.cloid is not None and o.state not in (OrderState.PENDING_CANCEL,):
+                o = by_slot(slot)
+                if o is not None and o.cloid is not None and o.state != pending_cancel:
                     cancel_keys.append(o.cloid)
-                    cancel_slots.append(slots[i])
+                    cancel_slots.append(slot)
             elif kind == ACT_MODIFY:
-                o = orders.by_slot(slots[i])
+                o = by_slot(slot)
                 if o is not None and o.cloid is not None:
                     mod_cloids.append(o.cloid)
-                    mod_rows.append((slots[i], sides[i], pxs[i], szs[i]))
+                    mod_slots.append(slot)
+                    mod_sides.append(side)
+                    mod_px.append(px)
+                    mod_sz.append(sz)
             else:
-                place_rows.append((sides[i], pxs[i], szs[i]))
-        first = True
-        if cancel_keys and self.rate.allow("cancel", len(cancel_keys), now):
-            payload = self.signer.sign_cancel_by_cloid_fast(self.asset, cancel_keys, len(cancel_keys))
-            if payload is not None:
-                for key, slot in zip(cancel_keys, cancel_slots, strict=True):
-                    orders.on_cancel_sent(key, now)
-                    rec.order_cancelling(slot)
-                first = self._post(payload, "cancel", ("cancel", cancel_keys), len(cancel_keys), recv_ns,
-                                   t_sign, first)
-        if self.gateway.in_flight >= MAX_IN_FLIGHT:
-            return  # the exchange allows 100 posts in flight; only cancels may queue beyond this
-        if mod_rows and self.rate.allow("modify", len(mod_rows), now):
-            targets = mod_cloids
-            payload = self.signer.sign_batch_modify_ticks(
-                self.asset, targets, [r[1] for r in mod_rows], [r[2] for r in mod_rows],
-                [r[3] for r in mod_rows], mod_cloids, len(mod_rows), self.px_decimals, self.sz_decimals, "Alo")
-            if payload is not None:
-                for cloid, (slot, side, px, sz) in zip(mod_cloids, mod_rows, strict=True):
-                    if orders.on_modify_sent(cloid, px, sz, now):
-                        rec.order_pending(slot, side, px, sz)
-                first = self._post(payload, "batchModify", ("modify", mod_cloids), len(mod_rows), recv_ns,
-                                   t_sign, first)
-        if place_rows and self.rate.allow("order", len(place_rows), now):
-            p_sides, p_px, p_sz, p_cloids = [], [], [], []
-            for side, px, sz in place_rows:
-                slot, cloid = orders.new_order(side, px, sz, now)
-                if slot < 0:
-                    break
                 p_sides.append(side)
                 p_px.append(px)
                 p_sz.append(sz)
-                p_cloids.append(cloid)
-            if p_cloids:
-                payload = self.signer.sign_bulk_orders_ticks(self.asset, p_sides, p_px, p_sz, p_cloids,
-                                                             len(p_cloids), self.px_decimals, self.sz_decimals,
-                                                             "Alo")
-                if payload is None:
-                    orders.on_place_batch_error(p_cloids, self.signer.last_error, now)
-                else:
-                    self._post(payload, "order", ("order", p_cloids), len(p_cloids), recv_ns, t_sign, first)
+        first = True
+        n_cancel = len(cancel_keys)
+        if n_cancel and self.rate.allow("cancel", n_cancel, now):
+            payload = self.signer.sign_cancel_by_cloid_fast(self.asset, cancel_keys, n_cancel)
+            if payload is not None:
+                first = self._post(payload, "cancel", ("cancel", cancel_keys), n_cancel, recv_ns, t_sign, first)
+                for i in range(n_cancel):
+                    orders.on_cancel_sent(cancel_keys[i], now)
+                    rec.order_cancelling(cancel_slots[i])
+        if self.gateway.in_flight >= MAX_IN_FLIGHT:
+            return  # the exchange allows 100 posts in flight; only cancels may queue beyond this
+        n_mod = len(mod_cloids)
+        if n_mod and self.rate.allow("modify", n_mod, now):
+            payload = self.signer.sign_batch_modify_ticks(self.asset, mod_cloids, mod_sides, mod_px, mod_sz,
+                                                          mod_cloids, n_mod, self.px_decimals, self.sz_decimals,
+                                                          "Alo")
+            if payload is not None:
+                first = self._post(payload, "batchModify", ("modify", mod_cloids), n_mod, recv_ns, t_sign, first)
+                for i in range(n_mod):
+                    px = mod_px[i]
+                    sz = mod_sz[i]
+                    if orders.on_modify_sent(mod_cloids[i], px, sz, now):
+                        rec.order_pending(mod_slots[i], mod_sides[i], px, sz)
+        n_place = len(p_sides)
+        if n_place and self.rate.allow("order", n_place, now):
+            self._send_places(p_sides, p_px, p_sz, n_place, now, recv_ns, t_sign, first)
+
+    def _send_places(self, sides: list[int], pxs: list[int], szs: list[float], n_place: int, now: float,
+                     recv_ns: int, t_sign: int, first: bool) -> None:
+        """Sign and send new orders under cloids drawn up front, then register them (same slots and cloids,
+        in the same order, as registering first)."""
+        orders = self.orders
+        n_ok = 0
+        limit = min(n_place, orders.free_slots)
+        while n_ok < limit and orders.accepts_order(sides[n_ok], szs[n_ok]):
+            n_ok += 1
+        if n_ok:
+            cloids = [orders.next_cloid() for _ in range(n_ok)]
+            payload = self.signer.sign_bulk_orders_ticks(self.asset, sides, pxs, szs, cloids, n_ok,
+                                                         self.px_decimals, self.sz_decimals, "Alo")
+            if payload is not None:
+                self._post(payload, "order", ("order", cloids), n_ok, recv_ns, t_sign, first)
+            for i in range(n_ok):
+                orders.new_order(sides[i], pxs[i], szs[i], now, cloid=cloids[i])
+            if payload is None:
+                orders.on_place_batch_error(cloids, self.signer.last_error, now)
+        if n_ok < n_place:
+            orders.new_order(sides[n_ok], pxs[n_ok], szs[n_ok], now)  # refused: counts why, as before
 
     def _post(self, payload: dict, kind: str, context: tuple, n_items: int, recv_ns: int, t_sign: int,
               first: bool) -> bool:
-        now_ns = time.perf_counter_ns()
         if first:
+            now_ns = time.perf_counter_ns()
             self.h_sign.record(now_ns - t_sign)
             if recv_ns:
                 self.h_t2o.record(now_ns - recv_ns)
+        self.gateway.send_action(payload, kind, context, n_items)
         self.rate.record("cancel" if kind == "cancel" else "modify" if kind == "batchModify" else
                          "schedule_cancel" if kind == "scheduleCancel" else kind, n_items, self._clock())
         self._count_action(kind, n_items)
-        self.gateway.send_action(payload, kind, context, n_items)
         return False
 
     def _count_action(self, kind: str, n_items: int) -> None:
@@ -907,7 +932,8 @@ class Engine:
         self._after_order_events(t, self.orders.position != position_before)
 
     # ---- risk ------------------------------------------------------------------------------
-    def _check_risk(self, now: float) -> Trip | None:
+    def _check_risk(self, now: float, valuation: tuple[float, float] | None = None) -> Trip | None:
+        """Step the kill switch; `valuation` is (mark, equity) when the caller has just computed it."""
         p = self.pipeline
         lim = self.kill.limits
         if (lim.max_position > 0 and abs(self.position) > lim.runaway_mult * lim.max_position
@@ -916,6 +942,7 @@ class Engine:
             # a runaway is judged on a position the exchange confirms: a lost or replayed fill must not
             # stop the engine for good (the check recovers missing fills or adopts the exchange's)
             self._runaway_verified_at = now
+            valuation = None  # the account sync below may change the position
             held, p.hold = p.hold, True
             try:
                 self._sync_account()
@@ -923,7 +950,8 @@ class Engine:
                 log.warning("runaway check: exchange position unavailable (%s); judging the local one", exc)
             finally:
                 p.hold = held
-        trip = self.kill.step(now, position=self.position, mid=self.mark(), equity=self.equity(),
+        mark, equity = self._valuation() if valuation is None else valuation
+        trip = self.kill.step(now, position=self.position, mid=mark, equity=equity,
                               last_market_data_at=self._last_md_at, cascade_pull=bool(p.cascade.pull))
         if trip is not None:
             self._on_trip(trip)
@@ -966,8 +994,9 @@ class Engine:
             self._fill_check(now)
         if now >= nxt["risk"]:
             nxt["risk"] = now + RISK_CHECK_S
-            self._apply_state_to_pipeline(now)
-            self._check_risk(now)
+            valuation = self._valuation()  # one mark/pnl/equity per pass
+            self._apply_state_to_pipeline(now, valuation[1])
+            self._check_risk(now, valuation)
         if now >= nxt["deadman"] and self.cfg.engine.dead_man_s > 0 and self._deadman_failures < 3:
             if nxt["deadman"] > 0:  # the first arming happened at start-up
                 self._arm_dead_man()

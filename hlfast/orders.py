@@ -39,7 +39,7 @@ _SUSPECTS_MAX = 1024
 # so metric labels stay bounded (the texts carry prices, e.g. "bbo was 6005.1@6005.2").  Matched on the
 # lower-cased text with spaces removed, first match wins ("Post only ..." and "badAloPxRejected" alike).
 _REJECT_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("toomanycumulativerequests", "rate_limit"), ("ratelimit", "rate_limit"), ("429", "rate_limit"),
+    ("toomanycumulativerequests", "rate_limit"), ("ratelimit", "rate_limit"), ("http429", "rate_limit"),
     ("toomanyopenorders", "too_many_orders"),
     ("nonce", "nonce"),
     ("doesnotexist", "unknown_signer"), ("recoversigner", "unknown_signer"), ("mustdeposit", "unknown_signer"),
@@ -162,6 +162,10 @@ def _status_kind(status: str) -> str:
     return "cancelled"  # canceled, *Canceled, scheduledCancel, internalCancel …
 
 
+_EXACT_LOTS = 2.0 ** 52  # lot counts below this are exact in a double
+_ON_GRID = 1e-6  # lots; a size this close to a whole lot count is on the grid
+
+
 class OrderStateMachine:
     """Tracks this engine's orders for one coin (``coin=None`` accepts every coin)."""
 
@@ -178,6 +182,8 @@ class OrderStateMachine:
         self.displayed_size = displayed_size  # (side, px_ticks) → book size at that price
         self.pending_grace_s = pending_grace_s
         self._lot = Decimal(1).scaleb(-sz_decimals)  # order sizes are kept on this grid
+        self._lot_exp = -sz_decimals
+        self._lots_per_unit = float(10 ** sz_decimals)
         self._cloids = cloids or CloidGenerator()
         self._free = list(range(max_orders - 1, -1, -1))  # pop() hands out the lowest slot first
         self._slots: list[TrackedOrder | None] = [None] * max_orders
@@ -339,7 +345,14 @@ class OrderStateMachine:
         return 0.0
 
     def _size(self, sz: float) -> Decimal:
-        return Decimal(repr(float(sz))).quantize(self._lot)
+        """The size on the lot grid (half-even), built from an integer lot count when sz is on the grid."""
+        f = float(sz)
+        scaled = f * self._lots_per_unit
+        if f and -_EXACT_LOTS < scaled < _EXACT_LOTS:
+            lots = round(scaled)
+            if lots and -_ON_GRID < scaled - lots < _ON_GRID:  # far from a half lot: as quantizing repr(f)
+                return Decimal(lots).scaleb(self._lot_exp)
+        return Decimal(repr(f)).quantize(self._lot)
 
     def _set_oid(self, rec: TrackedOrder, oid: int) -> None:
         if rec.oid == oid:
@@ -518,17 +531,30 @@ class OrderStateMachine:
         self._set_oid(rec, oid)
 
     # ================================================================== engine-side events
-    def new_order(self, side: int, px_ticks: int, sz: float, t: float, tif: str = "Alo") -> tuple[int, str]:
-        """Register an order about to be sent. Returns (slot, cloid), or (-1, "") when no slot is free."""
-        if side not in (1, -1) or not sz > 0 or self._size(sz) <= 0:
+    def accepts_order(self, side: int, sz: float) -> bool:
+        """Whether new_order would take this side and size (a free slot aside)."""
+        return (side == 1 or side == -1) and sz > 0 and self._size(sz) > 0
+
+    def next_cloid(self) -> str:
+        """Draw the next cloid, for an order signed before it is registered with new_order(cloid=...)."""
+        return self._cloids.next()
+
+    def new_order(self, side: int, px_ticks: int, sz: float, t: float, tif: str = "Alo",
+                  cloid: str | None = None) -> tuple[int, str]:
+        """Register an order about to be sent (or just sent, under a cloid from next_cloid()).
+
+        Returns (slot, cloid), or (-1, "") when the order is refused or no slot is free."""
+        size = self._size(sz) if sz > 0 else _ZERO
+        if (side != 1 and side != -1) or size <= 0:
             self._bad(f"new_order with side={side} sz={sz}")
             return -1, ""
         if not self._free:
             self.slots_exhausted += 1
             return -1, ""
         slot = self._free.pop()
-        cloid = self._cloids.next()
-        rec = TrackedOrder(slot, cloid, side, int(px_ticks), self._size(sz), tif, t)
+        if cloid is None:
+            cloid = self._cloids.next()
+        rec = TrackedOrder(slot, cloid, side, int(px_ticks), size, tif, t)
         self._slots[slot] = rec
         self._by_cloid[cloid] = rec
         self._live.add(rec)

@@ -713,3 +713,25 @@ def test_adopting_then_receiving_the_missing_fills_counts_each_once(side, lots, 
         position0 -= adj.net(signed, 11_000)
     assert position0 + counted == pytest.approx(true_move + sum(after), abs=1e-12)
     assert adj.outstanding == pytest.approx(true_move - sum(arrived), abs=1e-12)
+
+
+@settings(deadline=None, max_examples=400)
+@given(sz_decimals=st.integers(0, 8),
+       sz=st.one_of(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False),
+                    st.integers(-10**9, 10**9).map(lambda n: n / 1000.0)))
+def test_size_from_lots_equals_quantizing_the_repr(sz_decimals, sz):
+    sm = OrderStateMachine(8, sz_decimals=sz_decimals)
+    lot = Decimal(1).scaleb(-sz_decimals)
+    expected = Decimal(repr(float(sz))).quantize(lot)
+    got = sm._size(sz)
+    assert got == expected and str(got) == str(expected)
+
+
+def test_an_order_signed_before_it_is_registered_keeps_its_cloid():
+    sm = OrderStateMachine(2, sz_decimals=3)
+    assert sm.accepts_order(1, 0.01) and not sm.accepts_order(0, 0.01) and not sm.accepts_order(1, 0.0001)
+    cloid = sm.next_cloid()
+    slot, got = sm.new_order(1, 600000, 0.01, 0.0, cloid=cloid)
+    assert got == cloid and slot >= 0
+    assert sm.by_cloid(cloid).slot == slot
+    assert sm.next_cloid() != cloid
