@@ -193,6 +193,17 @@ cdef inline bint _key_is(const char* key, Py_ssize_t length, const char* name,
     return length == name_len and memcmp(key, name, length) == 0
 
 
+cdef inline const char* _decimal_field(const char* p, const char* end, int decimals,
+                                       long long* out) noexcept nogil:
+    """A quoted decimal value as an integer count of 10^-decimals; NULL if malformed."""
+    cdef const char* text
+    cdef Py_ssize_t length
+    p = _string(p, end, &text, &length)
+    if p == NULL or not _decimal(text, length, decimals, out):
+        return NULL
+    return p
+
+
 cdef const char* _trade_row(const char* p, const char* end, const char* coin, Py_ssize_t coin_len,
                             int px_decimals, int sz_decimals, long long* px, long long* lots,
                             int* side, long long* time_ms) noexcept nogil:
@@ -233,15 +244,15 @@ cdef const char* _trade_row(const char* p, const char* end, const char* coin, Py
             if seen & 4:
                 return NULL
             seen |= 4
-            p = _string(p, end, &text, &length)
-            if p == NULL or not _decimal(text, length, px_decimals, px):
+            p = _decimal_field(p, end, px_decimals, px)
+            if p == NULL:
                 return NULL
         elif _key_is(key, key_len, b"sz", 2):
             if seen & 8:
                 return NULL
             seen |= 8
-            p = _string(p, end, &text, &length)
-            if p == NULL or not _decimal(text, length, sz_decimals, lots) or lots[0] <= 0:
+            p = _decimal_field(p, end, sz_decimals, lots)
+            if p == NULL or lots[0] <= 0:
                 return NULL
         elif _key_is(key, key_len, b"time", 4):
             if seen & 16:
@@ -267,8 +278,7 @@ cdef const char* _level(const char* p, const char* end, int px_decimals, int sz_
     """One book level: exactly the keys px, sz and n; NULL for anything else."""
     cdef int seen = 0
     cdef const char* key
-    cdef const char* text
-    cdef Py_ssize_t key_len, length
+    cdef Py_ssize_t key_len
     if p >= end or p[0] != b'{':
         return NULL
     p += 1
@@ -281,15 +291,15 @@ cdef const char* _level(const char* p, const char* end, int px_decimals, int sz_
             if seen & 1:
                 return NULL
             seen |= 1
-            p = _string(p, end, &text, &length)
-            if p == NULL or not _decimal(text, length, px_decimals, px):
+            p = _decimal_field(p, end, px_decimals, px)
+            if p == NULL:
                 return NULL
         elif _key_is(key, key_len, b"sz", 2):
             if seen & 2:
                 return NULL
             seen |= 2
-            p = _string(p, end, &text, &length)
-            if p == NULL or not _decimal(text, length, sz_decimals, lots):
+            p = _decimal_field(p, end, sz_decimals, lots)
+            if p == NULL:
                 return NULL
         elif _key_is(key, key_len, b"n", 1):
             if seen & 4:

@@ -27,6 +27,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _bench import call_ns, percentile  # noqa: E402
+
 from hlfast import book, frames, tape  # noqa: E402
 from tests.reference.book import RefBook  # noqa: E402
 from tests.reference.tape import RefTape  # noqa: E402
@@ -104,22 +106,6 @@ def batch_ns(fn: Callable[[], object], batch: int, repeats: int) -> list[float]:
             fn()
         out.append((time.perf_counter_ns() - t0) / batch)
     return out
-
-
-def call_ns(fn: Callable[[], object], calls: int) -> list[int]:
-    """Individually timed calls (includes ~30-50 ns of timer overhead each)."""
-    clock = time.perf_counter_ns
-    out = [0] * calls
-    for i in range(calls):
-        t0 = clock()
-        fn()
-        out[i] = clock() - t0
-    return out
-
-
-def percentile(values: list, q: float) -> float:
-    ordered = sorted(values)
-    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
 def measure(fn: Callable[[], object], batch: int, repeats: int, calls: int) -> dict:

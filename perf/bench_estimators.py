@@ -11,20 +11,19 @@ Usage: python perf/bench_estimators.py [--json] [--n 200000]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
 import random
-import statistics
 import sys
-import tempfile
 import time
 from array import array
 from collections.abc import Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from _bench import compile_harness, p50_p99  # noqa: E402
 
 from hlfast.estimators import CascadeDetector, Drift, FillIntensity, Hawkes, LatencyEwma, SvStats, Volatility  # noqa: E402
 from hlfast.hjb import HjbModel, HjbState, ValueFunction  # noqa: E402
@@ -131,26 +130,7 @@ def run_hjb(str name, HjbModel model, list states, int batch):
 
 def build_harness():
     """Compile the C-level harness against the in-place build (a few seconds)."""
-    from Cython.Build import cythonize
-    from setuptools import Distribution, Extension
-
-    work = tempfile.mkdtemp(prefix="hlfast_bench_")
-    src = os.path.join(work, "est_bench_harness.pyx")
-    with open(src, "w") as f:
-        f.write(HARNESS)
-    ext = Extension("est_bench_harness", [src], extra_compile_args=["-O3"])
-    dist = Distribution({"ext_modules": cythonize([ext], include_path=[os.path.join(ROOT, "build", "pxd")],
-                                                  quiet=True)})
-    cmd = dist.get_command_obj("build_ext")
-    cmd.build_lib = work
-    cmd.build_temp = os.path.join(work, "tmp")
-    cmd.ensure_finalized()
-    cmd.run()
-    path = cmd.get_ext_fullpath("est_bench_harness")
-    spec = importlib.util.spec_from_file_location("est_bench_harness", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return compile_harness(HARNESS, "est_bench_harness")
 
 
 def make_inputs(n: int, seed: int = 1) -> dict[str, array]:
@@ -182,11 +162,6 @@ def py_loop(fn: Callable[[int], object], n: int, batch: int = BATCH) -> list[flo
             fn(i)
         out.append((time.perf_counter_ns() - t0) / batch)
     return out
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    s = sorted(samples)
-    return {"p50": statistics.median(s), "p99": s[min(len(s) - 1, int(0.99 * len(s)))]}
 
 
 def main() -> None:
@@ -223,12 +198,12 @@ def main() -> None:
     filled = FillIntensity(0.1, window=600.0)  # a full window of synthetic trades to refit on
     for i in range(n):
         fill_py(filled)(i)
-    refit = summary(harness.run("FillIntensity.refit (70 bins)", filled, t[:20 * BATCH], x, y, side, 100))
+    refit = p50_p99(harness.run("FillIntensity.refit (70 bins)", filled, t[:20 * BATCH], x, y, side, 100))
     results["FillIntensity.refit (70 bins)"] = {"c_ns": refit["p50"], "c_p99_ns": refit["p99"]}
     for name, make, make_ref, pyfn, ref_n in cases:
-        c = summary(harness.run(name, make(), t, x, y, side, BATCH))
-        py = summary(py_loop(pyfn(make()), n))
-        ref = summary(py_loop(pyfn(make_ref()), ref_n))
+        c = p50_p99(harness.run(name, make(), t, x, y, side, BATCH))
+        py = p50_p99(py_loop(pyfn(make()), n))
+        ref = p50_p99(py_loop(pyfn(make_ref()), ref_n))
         results[name] = {"c_ns": c["p50"], "c_p99_ns": c["p99"], "py_ns": py["p50"], "ref_ns": ref["p50"],
                          "ref_over_c": ref["p50"] / c["p50"], "ref_over_py": ref["p50"] / py["p50"]}
 
@@ -247,12 +222,12 @@ def main() -> None:
         ("Hjb.optimum+evaluate", None, None),
     ]
     for name, py_method, ref_fn in hjb_cases:
-        c = summary(harness.run_hjb(name, model, states, 200))
+        c = p50_p99(harness.run_hjb(name, model, states, 200))
         row = {"c_ns": c["p50"], "c_p99_ns": c["p99"]}
         if py_method is not None:
-            row["py_ns"] = summary(py_loop(lambda i, m=py_method: m(states[i % 200]), 20 * BATCH))["p50"]
+            row["py_ns"] = p50_p99(py_loop(lambda i, m=py_method: m(states[i % 200]), 20 * BATCH))["p50"]
         if ref_fn is not None:
-            row["ref_ns"] = summary(py_loop(lambda i, f=ref_fn: f(ref_states[i % 200]), 2 * BATCH, 100))["p50"]
+            row["ref_ns"] = p50_p99(py_loop(lambda i, f=ref_fn: f(ref_states[i % 200]), 2 * BATCH, 100))["p50"]
             row["ref_over_c"] = row["ref_ns"] / row["c_ns"]
         results[name] = row
 

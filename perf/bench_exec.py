@@ -13,20 +13,18 @@ Usage: python perf/bench_exec.py [--json] [--n 20000]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from _bench import call_ns, compile_harness, p50_p99  # noqa: E402
 
 from hlfast.qpos import QueueTracker  # noqa: E402
 from hlfast.reconcile import ExecutionBudget, Reconciler  # noqa: E402
@@ -76,40 +74,7 @@ def time_book(QueueTracker tracker, long long[::1] bpx, double[::1] bsz, long lo
 
 def build_harness():
     """Compile the C-level timing loop against the in-place build (a few seconds)."""
-    from Cython.Build import cythonize
-    from setuptools import Distribution, Extension
-
-    work = tempfile.mkdtemp(prefix="hlfast_exec_bench_")
-    src = os.path.join(work, "exec_bench_harness.pyx")
-    with open(src, "w") as f:
-        f.write(HARNESS)
-    ext = Extension("exec_bench_harness", [src], extra_compile_args=["-O3"])
-    dist = Distribution({"ext_modules": cythonize([ext], include_path=[os.path.join(ROOT, "build", "pxd")],
-                                                  quiet=True)})
-    cmd = dist.get_command_obj("build_ext")
-    cmd.build_lib = work
-    cmd.build_temp = os.path.join(work, "tmp")
-    cmd.ensure_finalized()
-    cmd.run()
-    spec = importlib.util.spec_from_file_location("exec_bench_harness", cmd.get_ext_fullpath("exec_bench_harness"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def stats(samples_ns) -> dict[str, float]:
-    s = sorted(float(x) for x in samples_ns)
-    return {"p50": statistics.median(s), "p99": s[min(len(s) - 1, int(0.99 * len(s)))]}
-
-
-def time_calls(fn, n: int) -> list[int]:
-    out = []
-    clock = time.perf_counter_ns
-    for _ in range(n):
-        t0 = clock()
-        fn()
-        out.append(clock() - t0)
-    return out
+    return compile_harness(HARNESS, "exec_bench_harness")
 
 
 # ------------------------------------------------------------------ reconcile / queue scenarios
@@ -165,8 +130,8 @@ def bench_reconcile(harness, n: int) -> dict:
             samples = np.zeros(n, dtype=np.int64)
             harness.time_diff(rec, tb, sizes, ta, sizes, book_b, bsz, book_a, asz, best_bid, best_ask, mid, SIGMA,
                               n, samples)
-            row["c_ns"] = stats(samples)
-        row["py_ns"] = stats(time_calls(
+            row["c_ns"] = p50_p99(samples)
+        row["py_ns"] = p50_p99(call_ns(
             lambda rec=rec, tb=tb, ta=ta, sizes=sizes, book_b=book_b, book_a=book_a, bb=best_bid, ba=best_ask,
             mid=mid: rec.diff(tb, sizes, ta, sizes, book_bid_px=book_b, book_bid_sz=bsz, book_ask_px=book_a,
                               book_ask_sz=asz, best_bid=bb, best_ask=ba, mid_ticks=mid, sigma=SIGMA), n))
@@ -179,7 +144,7 @@ def bench_reconcile(harness, n: int) -> dict:
         asks_l = list(zip(ta.tolist(), sizes.tolist(), strict=True))
         bb_l = list(zip(book_b.tolist(), bsz.tolist(), strict=True))
         ba_l = list(zip(book_a.tolist(), asz.tolist(), strict=True))
-        row["ref_ns"] = stats(time_calls(
+        row["ref_ns"] = p50_p99(call_ns(
             lambda ref=ref, bids_l=bids_l, asks_l=asks_l, bb_l=bb_l, ba_l=ba_l, bb=best_bid, ba=best_ask, mid=mid:
             ref.diff(bids_l, asks_l, book_bids=bb_l, book_asks=ba_l, best_bid=bb, best_ask=ba, mid=mid,
                      sigma=SIGMA), max(200, n // 20)))
@@ -203,22 +168,22 @@ def bench_queue(harness, n: int) -> dict:
     if harness is not None:
         samples = np.zeros(n, dtype=np.int64)
         harness.time_book(tracker, bpx, bsz, apx, asz, BEST_BID, BEST_ASK, n, samples)
-        row["c_ns"] = stats(samples)
+        row["c_ns"] = p50_p99(samples)
 
     def py_update():
         tracker.on_book(bpx, bsz, 1, BEST_ASK)
         tracker.on_book(apx, asz, -1, BEST_BID)
 
-    row["py_ns"] = stats(time_calls(py_update, n))
+    row["py_ns"] = p50_p99(call_ns(py_update, n))
     bl, bs, al, as_ = bpx.tolist(), bsz.tolist(), apx.tolist(), asz.tolist()
 
     def ref_update():
         ref.on_book(bl, bs, 1, BEST_ASK)
         ref.on_book(al, as_, -1, BEST_BID)
 
-    row["ref_ns"] = stats(time_calls(ref_update, max(200, n // 20)))
+    row["ref_ns"] = p50_p99(call_ns(ref_update, max(200, n // 20)))
     row["ratio_ref_over_c"] = row["ref_ns"]["p50"] / row.get("c_ns", row["py_ns"])["p50"]
-    row["trade_py_ns"] = stats(time_calls(lambda: tracker.on_trade(5.0, BEST_BID, 0.001, -1), n))
+    row["trade_py_ns"] = p50_p99(call_ns(lambda: tracker.on_trade(5.0, BEST_BID, 0.001, -1), n))
     return row
 
 
@@ -245,8 +210,8 @@ def sdk_sign_times(n: int) -> dict:
     action = payload["action"]
     wallet = eth_account.Account.from_key(BENCH_KEY)
     sig = sign_l1_action(wallet, action, None, 1_700_000_000_000, None, True)
-    samples = time_calls(lambda: sign_l1_action(wallet, action, None, 1_700_000_000_000, None, True), n)
-    return {"ns": stats(samples), "identical_signature": sig == payload["signature"]}
+    samples = call_ns(lambda: sign_l1_action(wallet, action, None, 1_700_000_000_000, None, True), n)
+    return {"ns": p50_p99(samples), "identical_signature": sig == payload["signature"]}
 
 
 def bench_sign(n: int) -> dict | None:
@@ -257,9 +222,9 @@ def bench_sign(n: int) -> dict | None:
         return None
     sides, ticks, sizes, cloids = bulk_action_and_ticks()
     signer = Signer(PrivateKey.from_hex(BENCH_KEY), is_mainnet=True)
-    fast = stats(time_calls(lambda: signer.sign_bulk_orders_ticks(0, sides, ticks, sizes, cloids, 10, 1, 5), n))
+    fast = p50_p99(call_ns(lambda: signer.sign_bulk_orders_ticks(0, sides, ticks, sizes, cloids, 10, 1, 5), n))
     action = signer.sign_bulk_orders_ticks(0, sides, ticks, sizes, cloids, 10, 1, 5)["action"]
-    from_dict = stats(time_calls(lambda: signer.sign_action(action, 1_700_000_000_000), n))
+    from_dict = p50_p99(call_ns(lambda: signer.sign_action(action, 1_700_000_000_000), n))
     sdk_cc = sdk_sign_times(max(200, n // 10))
     env = dict(os.environ, ECC_BACKEND_CLASS=PURE_BACKEND)
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--sdk-only", "--n", str(max(100, n // 50))],

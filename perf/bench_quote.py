@@ -20,15 +20,14 @@ import gzip
 import importlib.util
 import json
 import os
-import statistics
 import sys
-import tempfile
 import time
 from array import array
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from _bench import compile_harness, p50_p99  # noqa: E402
 from hyperliquid.utils.signing import float_to_wire  # noqa: E402
 
 from hlfast.quoting import Calibration, Quoter, effective_gamma, floor_px_ticks, px_wire, sz_wire  # noqa: E402
@@ -124,28 +123,11 @@ ESTIMATOR_PARTS = {
 
 def build_harness():
     """Compile the C-level loop against the in-place build (a few seconds)."""
-    from Cython.Build import cythonize
-    from setuptools import Distribution, Extension
 
     cimport_line, args, updates = ESTIMATOR_PARTS[HAS_ESTIMATORS]
     source = (HARNESS.replace("ESTIMATOR_CIMPORT", cimport_line).replace("ESTIMATOR_ARGS ", args + " ")
               .replace("ESTIMATOR_UPDATES", updates))
-    work = tempfile.mkdtemp(prefix="hlfast_bench_quote_")
-    src = os.path.join(work, "quote_bench_harness.pyx")
-    with open(src, "w") as f:
-        f.write(source)
-    ext = Extension("quote_bench_harness", [src], extra_compile_args=["-O3"])
-    dist = Distribution({"ext_modules": cythonize([ext], include_path=[os.path.join(ROOT, "build", "pxd")],
-                                                  quiet=True)})
-    cmd = dist.get_command_obj("build_ext")
-    cmd.build_lib = work
-    cmd.build_temp = os.path.join(work, "tmp")
-    cmd.ensure_finalized()
-    cmd.run()
-    spec = importlib.util.spec_from_file_location("quote_bench_harness", cmd.get_ext_fullpath("quote_bench_harness"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return compile_harness(source, "quote_bench_harness")
 
 
 def load_books() -> list[tuple[float, int, int]]:
@@ -176,11 +158,6 @@ def make_inputs(n: int) -> tuple[array, array, array, array]:
     return t, micro, bb, ba
 
 
-def summary(samples) -> dict[str, float]:
-    s = sorted(samples)
-    return {"p50": statistics.median(s), "p99": s[min(len(s) - 1, int(0.99 * len(s)))]}
-
-
 def estimators():
     if not HAS_ESTIMATORS:
         return ()
@@ -192,7 +169,7 @@ def c_cycle(harness, n: int, t, micro, bb, ba, full: bool) -> dict[str, float]:
     out = array("q", bytes(8 * n))
     harness.run(Quoter(SZ_DECIMALS), Calibration(), *estimators(), t, micro, bb, ba, GAMMA_BASE, SIGMA_REF,
                 POSITION, MAX_POSITION, full, out)
-    return summary(out[n // 10:])   # the first tenth warms caches and the estimators
+    return p50_p99(out[n // 10:])   # the first tenth warms caches and the estimators
 
 
 def py_cycle(n: int, t, micro, bb, ba) -> dict[str, float]:
@@ -224,7 +201,7 @@ def py_cycle(n: int, t, micro, bb, ba) -> dict[str, float]:
             px_wire(px, 1)
             sz_wire(sz, SZ_DECIMALS)
         samples.append(clock() - t0)
-    return summary(samples[n // 10:])
+    return p50_p99(samples[n // 10:])
 
 
 def ref_cycle(n: int, t, micro, bb, ba, full: bool) -> dict[str, float]:
@@ -256,7 +233,7 @@ def ref_cycle(n: int, t, micro, bb, ba, full: bool) -> dict[str, float]:
                 float_to_wire(px / 10)
                 float_to_wire(lots / 10**SZ_DECIMALS)
         samples.append(clock() - t0)
-    return summary(samples[n // 10:])
+    return p50_p99(samples[n // 10:])
 
 
 def main() -> None:

@@ -25,6 +25,8 @@ from coincurve import PrivateKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _bench import percentile  # noqa: E402
+
 from hlfast.venue.auth import action_connection_id, keccak256, l1_digest  # noqa: E402
 from hlfast.venue.process import VenueProcess  # noqa: E402
 
@@ -56,11 +58,6 @@ def accepted(reply: dict) -> bool:
         return False
     statuses = reply["response"].get("data", {}).get("statuses", [])
     return all(not (isinstance(s, dict) and "error" in s) for s in statuses)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def bench_ws(url: str, bodies: list[dict], serial: int) -> dict:
