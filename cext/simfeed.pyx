@@ -27,6 +27,8 @@ from libc.limits cimport LLONG_MAX, LLONG_MIN
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp, memcpy
 
+from hlfast.decimal cimport DEC_OK, dec_parse_scaled
+
 OTHER = SF_OTHER
 TRADES = SF_TRADES
 BOOK = SF_BOOK
@@ -149,40 +151,9 @@ cdef inline const char* _skip_value(const char* p, const char* end) noexcept nog
 
 
 cdef inline bint _decimal(const char* s, Py_ssize_t n, int decimals, long long* out) noexcept nogil:
-    """"123" or "123.45" (trailing zeros ignored) scaled by 10**decimals, exactly; False otherwise."""
-    cdef Py_ssize_t i = 0, j, k
-    cdef long long x = 0
-    cdef int frac = 0
-    while i < n and _digit(s[i]):
-        if x >= EXACT_LIMIT:
-            return False
-        x = x * 10 + (s[i] - 48)
-        i += 1
-    if i == 0:
-        return False
-    if i < n:
-        if s[i] != b'.' or i + 1 == n:
-            return False
-        i += 1
-        for k in range(i, n):
-            if not _digit(s[k]):
-                return False
-        j = n
-        while j > i and s[j - 1] == b'0':
-            j -= 1
-        if j - i > decimals:
-            return False
-        for k in range(i, j):
-            if x >= EXACT_LIMIT:
-                return False
-            x = x * 10 + (s[k] - 48)
-            frac += 1
-    while frac < decimals:
-        if x >= EXACT_LIMIT:
-            return False
-        x *= 10
-        frac += 1
-    if x >= EXACT_LIMIT:
+    """Unsigned decimal text scaled by 10**decimals, exactly and below EXACT_LIMIT; False otherwise."""
+    cdef long long x
+    if n <= 0 or not _digit(s[0]) or dec_parse_scaled(s, n, decimals, &x) != DEC_OK or x >= EXACT_LIMIT:
         return False
     out[0] = x
     return True
