@@ -12,6 +12,8 @@ from libc.stdint cimport int64_t
 from libc.stdio cimport snprintf
 from libc.stdlib cimport strtod
 
+from hlfast.decimal cimport dec_format_scaled
+
 import numpy as np
 
 # kappa is clamped into this range before use so the kappa -> 0 and kappa -> inf limits stay finite
@@ -164,36 +166,9 @@ cpdef double floor_size(double sz, int sz_decimals):
     return floor_tol(sz * scale) / scale
 
 
-cdef int _decimal_buf(int64_t units, int decimals, char* out) noexcept nogil:
-    """Write units x 10^-decimals as the shortest decimal without exponent or trailing zeros."""
-    cdef char digits[24]
-    cdef int nd = 0, n = 0, i, frac_end
-    cdef bint neg = units < 0
-    cdef int64_t v = -units if neg else units
-    while True:
-        digits[nd] = <char>(48 + v % 10)
-        nd += 1
-        v = v // 10
-        if v == 0:
-            break
-    while nd <= decimals:                   # leading zeros so there is an integer digit
-        digits[nd] = 48
-        nd += 1
-    frac_end = 0                            # digits[0:frac_end] are trailing zeros to drop
-    while frac_end < decimals and digits[frac_end] == 48:
-        frac_end += 1
-    if neg:
-        out[n] = 45
-        n += 1
-    for i in range(nd - 1, decimals - 1, -1):
-        out[n] = digits[i]
-        n += 1
-    if frac_end < decimals:
-        out[n] = 46
-        n += 1
-        for i in range(decimals - 1, frac_end - 1, -1):
-            out[n] = digits[i]
-            n += 1
+cdef inline int _decimal_buf(int64_t units, int decimals, char* out) noexcept nogil:
+    """Write units x 10^-decimals as the shortest decimal, no exponent or trailing zeros (NUL-terminated)."""
+    cdef int n = <int>dec_format_scaled(units, decimals, out)
     out[n] = 0
     return n
 

@@ -16,6 +16,8 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
+from hlfast.decimal cimport dec_format_scaled
+
 cdef extern from "Python.h":
     bint PyUnicode_IS_COMPACT_ASCII(object o)
     void* PyUnicode_DATA(object o)
@@ -209,48 +211,14 @@ def keccak256(bytes data not None) -> bytes:
 
 # ---------------------------------------------------------------------------------- wire numbers
 cdef Py_ssize_t format_ticks(int64_t ticks, int decimals, char* out) noexcept nogil:
-    cdef char digits[24]
-    cdef Py_ssize_t nd = 0, pos = 0, i, frac_end
-    cdef uint64_t v
-    cdef bint negative = ticks < 0
-    v = (<uint64_t>0 - <uint64_t>ticks) if negative else <uint64_t>ticks
-    while True:
-        digits[nd] = <char>(48 + v % 10)
-        nd += 1
-        v //= 10
-        if v == 0:
-            break
-    # digits[] holds the number least significant first
-    if negative:
-        out[pos] = 45
-        pos += 1
-    if decimals <= 0:
-        for i in range(nd - 1, -1, -1):
-            out[pos] = digits[i]
-            pos += 1
-        if nd > 1 or digits[0] != 48:
-            memset(out + pos, 48, -decimals)
-            pos += -decimals
-        return pos
-    while nd <= decimals:  # pad so there is at least one whole digit
-        digits[nd] = 48
-        nd += 1
-    frac_end = 0  # first significant fractional digit from the right
-    while frac_end < decimals and digits[frac_end] == 48:
-        frac_end += 1
-    for i in range(nd - 1, decimals - 1, -1):
-        out[pos] = digits[i]
-        pos += 1
-    if frac_end < decimals:
-        out[pos] = 46
-        pos += 1
-        for i in range(decimals - 1, frac_end - 1, -1):
-            out[pos] = digits[i]
-            pos += 1
-    if negative and pos == 2 and out[1] == 48:  # "-0" cannot occur for ints, kept for safety
-        out[0] = 48
-        pos = 1
-    return pos
+    """ticks × 10^-decimals as the SDK's float_to_wire text (out ≥ 48 bytes); a whole-number
+    scale (decimals ≤ 0) appends its zeros to a non-zero value."""
+    cdef Py_ssize_t pos
+    if decimals > 0 or ticks == 0:
+        return dec_format_scaled(ticks, decimals if decimals > 0 else 0, out)
+    pos = dec_format_scaled(ticks, 0, out)
+    memset(out + pos, 48, -decimals)
+    return pos - decimals
 
 
 def ticks_to_wire(int64_t ticks, int decimals) -> str:
