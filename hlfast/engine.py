@@ -36,8 +36,7 @@ from hlfast.frames import (
     FrameRouter,
 )
 from hlfast.gateway import Gateway, HttpClient, HttpError, PostReply
-from hlfast.hjb import HjbState
-from hlfast.hjb import heuristic_gap as hjb_heuristic_gap
+from hlfast.hjb import HjbModel, HjbState, ValueFunction
 from hlfast.keys import PrivateKey
 from hlfast.metrics import MetricsExporter
 from hlfast.orders import REJECT_REASONS, OrderState, OrderStateMachine, PositionAdjustment
@@ -344,6 +343,10 @@ class Engine:
                                      size_tolerance=imp.size_tolerance, sz_decimals=self.sz_decimals,
                                      horizon=imp.horizon_s, budget=budget, impulse_filter=filt)
         self.budget = budget
+        hjb = cfg.hjb
+        # rolling horizon: the inventory penalty accrues over the next hjb.horizon_s (state t = 0)
+        self.hjb_model = HjbModel(ValueFunction(phi=hjb.phi, horizon_s=hjb.horizon_s), k_q_bps=hjb.k_q_bps,
+                                  k_mu_s=hjb.k_mu_s, k_imb_bps=hjb.k_imb_bps)
         self.calibration = Calibration(target_fills_per_hour=cal.target_fills_per_hour, floor=cal.floor,
                                        lookback_s=cal.lookback_s, enabled=cal.enabled)
         self.pipeline = Pipeline(
@@ -1072,7 +1075,7 @@ class Engine:
                          base_spread_bps=base_bps if base_bps > 0 else 4.0,
                          fee_taker_bps=self.cfg.quoting.fee_taker_bps)
         try:
-            self.hjb_gap = float(hjb_heuristic_gap(state)[0])
+            self.hjb_gap = float(self.hjb_model.heuristic_gap(state)[0])
         except (ValueError, ArithmeticError) as exc:
             log.debug("hjb validation skipped: %s", exc)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -308,3 +309,15 @@ def test_lost_replies_are_resolved_by_resync():
         finally:
             summary = eng.shutdown()
         assert summary.post_timeouts >= 2 and summary.resting_orders_at_exit == 0
+
+
+def test_hjb_validation_uses_the_configured_model(venue):
+    eng = start_engine(venue.base_url, make_cfg(hjb={"phi": 0.002, "horizon_s": 120.0, "k_q_bps": 3.0}))
+    try:
+        assert eng.step_for(1.0, lambda: both_sides_resting(eng))
+        assert eng.hjb_model.value_fn.phi == 0.002 and eng.hjb_model.value_fn.horizon_s == 120.0
+        assert eng.hjb_model.k_q_bps == 3.0
+        eng._validate_hjb()
+        assert math.isfinite(eng.hjb_gap) and eng.hjb_gap >= 0.0  # the heuristic never beats the optimum
+    finally:
+        eng.shutdown()
