@@ -150,7 +150,8 @@ SCHEMA: dict[str, tuple[str, list[Option]]] = {
         _o("reject_storm_count", int, 10, "kill switch: rejects within reject_storm_window_s", 1, 100000),
         _o("reject_storm_window_s", float, 10.0, "window for reject_storm_count", 0.1, 3600),
         _o("cooldown_s", float, 30.0, "transient trips recover after this long once healthy", 0, 86400),
-        _o("cascade_cooldown_s", float, 30.0, "liquidation-cascade state is held this long after the trigger", 0, 3600),
+        _o("cascade_cooldown_s", float, 0.0, "the cascade detector holds its state this long after the trigger "
+           "(0: recovery is left to the kill switch's cooldown_s)", 0, 3600),
         _o("cascade_baseline_half_life_s", float, 600.0, "half-life of the cascade detector's baseline (the event rate "
            "its intensity ratio is measured against); 0 = the fixed μ = 0.01/s, which a busy tape exceeds for ever",
            0, 86400),

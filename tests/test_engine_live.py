@@ -321,3 +321,12 @@ def test_hjb_validation_uses_the_configured_model(venue):
         assert math.isfinite(eng.hjb_gap) and eng.hjb_gap >= 0.0  # the heuristic never beats the optimum
     finally:
         eng.shutdown()
+
+
+def test_cascade_detector_takes_its_settings_from_config(venue):
+    eng = start_engine(venue.base_url, make_cfg(risk={"cascade_cooldown_s": 7.5, "cascade_baseline_half_life_s": 90.0}))
+    try:
+        assert eng.pipeline.cascade.cooldown_s == 7.5
+        assert eng.pipeline.cascade.baseline_half_life == 90.0
+    finally:
+        eng.shutdown()
