@@ -91,6 +91,8 @@ cdef class Pipeline:
     cdef readonly long long not_ready        # cycles skipped: no two-sided book
     cdef readonly long long tape_seen        # next tape sequence number to feed the estimators
     cdef readonly int channel                # FR_CH_* code of the last frame
+    cdef readonly long long md_frames        # l2Book/trades/bbo frames routed (applied or not)
+    cdef readonly long long last_md_ns       # recv_ns of the newest of them (0 = none yet)
     cdef readonly int n_actions              # actions produced by the last frame
 
     cdef readonly bint stale                 # market state changed since the last cycle

@@ -246,6 +246,9 @@ cdef class Pipeline:
             return 0
         ch = self.router.on_frame(raw)
         self.channel = ch
+        if FR_CH_L2BOOK <= ch <= FR_CH_BBO:     # market data arrived, whatever its fate: staleness clock
+            self.md_frames += 1
+            self.last_md_ns = recv_ns
         if ch == FR_CH_L2BOOK or ch == FR_CH_BBO:
             if self.router.applied != 0:
                 return 0

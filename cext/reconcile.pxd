@@ -85,6 +85,9 @@ cdef class Reconciler:
     cdef readonly double size_tolerance     # relative size change treated as unchanged
     cdef readonly int sz_decimals
     cdef readonly double horizon            # s, fill-probability horizon H
+    # True: an unmatched resting order moves onto an unmatched target (one optional modify) instead of
+    # an optional cancel plus an optional place (see collect_side)
+    cdef readonly bint reuse_unmatched
 
     # mirror of our orders, per slot
     cdef char* state                        # SLOT_*
@@ -115,6 +118,7 @@ cdef class Reconciler:
     cdef double* c_dsize                    # change of committed size on the side if accepted
     cdef char* c_taken
     cdef int* c_order
+    cdef char* c_reuse                      # 1: a modify moving an unmatched order onto an unmatched target
     cdef int n_cand
     cdef double committed[2]                # per side (0 bid, 1 ask): size that stays resting
 
@@ -136,6 +140,10 @@ cdef class Reconciler:
     cdef readonly long long filter_skipped
     cdef readonly long long locked
     cdef readonly long long budget_skipped
+    cdef readonly long long budget_skipped_cancels   # ... of which optional cancels
+    cdef readonly long long budget_skipped_modifies  # ... optional modifies
+    cdef readonly long long budget_skipped_places    # ... places
+    cdef readonly long long reused          # optional modifies of unmatched orders onto unmatched targets
     cdef readonly long long mandatory_cancels
     cdef readonly long long mispriced       # orders priced through their side's target touch: mandatory
     cdef readonly long long mandatory_modifies  # ... of which moved onto an unmatched target

@@ -107,9 +107,11 @@ cdef class ExecutionBudget:
         self.t_refill = t
         if add <= 0.0 or not (self.available < self.max_tokens):
             return 0.0
-        if self.available + add > self.max_tokens:
+        if self.available + add >= self.max_tokens:
             add = self.max_tokens - self.available
-        self.available += add
+            self.available = self.max_tokens    # exactly the cap (available + add may round above it)
+        else:
+            self.available += add
         self.refilled += add
         return add
 
@@ -228,7 +230,7 @@ cdef class Reconciler:
     def __cinit__(self, int max_orders=128, int max_levels=64, int match_tolerance_ticks=3,
                   double match_tolerance_bps=2.0, double size_tolerance=0.10, int sz_decimals=5,
                   double horizon=1.0, QueueTracker tracker=None, ExecutionBudget budget=None,
-                  ImpulseFilter impulse_filter=None, double vol_half_life=60.0):
+                  ImpulseFilter impulse_filter=None, double vol_half_life=60.0, bint reuse_unmatched=True):
         cdef int[::1] int_view
         cdef long long[::1] ll_view
         cdef double[::1] d_view
@@ -255,6 +257,7 @@ cdef class Reconciler:
         self.size_tolerance = size_tolerance
         self.sz_decimals = sz_decimals
         self.horizon = horizon
+        self.reuse_unmatched = reuse_unmatched
         self.cand_cap = max_orders + 2 * max_levels
         self.state = <char*>calloc(max_orders, sizeof(char))
         self.o_side = <int*>calloc(max_orders, sizeof(int))
@@ -278,12 +281,14 @@ cdef class Reconciler:
         self.c_dsize = <double*>calloc(self.cand_cap, sizeof(double))
         self.c_taken = <char*>calloc(self.cand_cap, sizeof(char))
         self.c_order = <int*>calloc(self.cand_cap, sizeof(int))
+        self.c_reuse = <char*>calloc(self.cand_cap, sizeof(char))
         if (not self.state or not self.o_side or not self.o_px or not self.o_sz or not self.side_slots
                 or not self.side_key or not self.slot_used or not self.mand_slot or not self.c_kind
                 or not self.mis_slot or not self.um_tgt or not self.mmod_slot or not self.mmod_px
                 or not self.mmod_sz
                 or not self.c_slot or not self.c_side or not self.c_px or not self.c_sz
-                or not self.c_value or not self.c_dsize or not self.c_taken or not self.c_order):
+                or not self.c_value or not self.c_dsize or not self.c_taken or not self.c_order
+                or not self.c_reuse):
             raise MemoryError()
         # the action list lives in numpy arrays so Python callers get views without copies
         self.kind_arr = np.zeros(self.cand_cap, dtype=np.intc)
@@ -328,6 +333,7 @@ cdef class Reconciler:
         free(self.c_dsize)
         free(self.c_taken)
         free(self.c_order)
+        free(self.c_reuse)
 
     # ---- mirror of our orders (driven by the order state machine) ----
 
@@ -404,6 +410,7 @@ cdef class Reconciler:
         self.c_value[i] = value
         self.c_dsize[i] = dsize
         self.c_taken[i] = 0
+        self.c_reuse[i] = 0
         self.n_cand = i + 1
 
     cdef double order_fill_probability(self, int slot, int side, long long best_same, double sigma) noexcept:
@@ -435,7 +442,8 @@ cdef class Reconciler:
         cdef char st
         cdef long long p, tpx, tkey, tmp_key, tol_ticks_units, touch = 0
         cdef double committed = 0.0, in_flight = 0.0, cap_limit, cum, tsz, osz, tol, dist, dsz
-        cdef double touch_tol = 0.0
+        cdef double touch_tol = 0.0, edge_cur
+        cdef int spare = 0                  # scan position over this side's orders for unmatched ones
         cdef double best_dist = 0.0, best_dsz = 0.0, shown, p_cur, p_new, edge
         cdef int decision
         cdef QueueTracker tracker = self.tracker
@@ -601,8 +609,13 @@ cdef class Reconciler:
                 self.last_filter_skipped += 1
             else:
                 self.add_candidate(ACT_MODIFY, slot, side, tpx, tsz, p_new - p_cur, tsz - osz)
-        # mispriced orders move onto the unmatched targets, best onto best, within the side cap;
-        # the rest of the targets become optional places worth P_new x edge
+        # mispriced orders move onto the unmatched targets, best onto best, within the side cap.  The
+        # rest of the targets take the side's unmatched resting orders, best onto best, as optional
+        # modifies (reuse_unmatched), else become optional places worth P_new x edge.  Reuse is one
+        # action where a cancel plus a place is two, and it keeps the side's committed size: as a
+        # cancel ranked last by value, a stale order held the side cap while the place it blocked
+        # waited (measured on the BTCUSDT capture: 10,248 cap-refused places and 72,712 budget-dropped
+        # cancels in 8,823 cycles).  Its value is the place's P_new x edge less the order's own.
         k = 0
         for i in range(n_um):
             j = self.um_tgt[i]
@@ -624,6 +637,21 @@ cdef class Reconciler:
             p_new = (touch_probability(side, tpx, best_same, self.horizon, sigma)
                      * execute_probability(shown, self.side_rate, self.horizon))
             edge = fabs(<double>tpx - mid_ticks) / mid_ticks if mid_ticks > 0.0 else 0.0
+            if self.reuse_unmatched:
+                while spare < n and (self.slot_used[self.side_slots[spare]]
+                                     or self.state[self.side_slots[spare]] == SLOT_PENDING):
+                    spare += 1
+                if spare < n:
+                    slot = self.side_slots[spare]
+                    spare += 1
+                    self.slot_used[slot] = 1
+                    p_cur = self.order_fill_probability(slot, side, best_same, sigma)
+                    edge_cur = (fabs(<double>self.o_px[slot] - mid_ticks) / mid_ticks
+                                if mid_ticks > 0.0 else 0.0)
+                    self.add_candidate(ACT_MODIFY, slot, side, tpx, tsz, p_new * edge - p_cur * edge_cur,
+                                       tsz - self.o_sz[slot])
+                    self.c_reuse[self.n_cand - 1] = 1
+                    continue
             self.add_candidate(ACT_PLACE, -1, side, tpx, tsz, p_new * edge, tsz)
         while k < n_mis:
             self.mand_slot[self.n_mand] = self.mis_slot[k]
@@ -722,6 +750,12 @@ cdef class Reconciler:
             if not budget.can_afford_cost(optional_cost + step):
                 self.last_budget_skipped += 1
                 dropped += 1
+                if kind == ACT_CANCEL:
+                    self.budget_skipped_cancels += 1
+                elif kind == ACT_MODIFY:
+                    self.budget_skipped_modifies += 1
+                else:
+                    self.budget_skipped_places += 1
                 continue
             optional_cost += step
             batch[kind] += 1
@@ -749,6 +783,7 @@ cdef class Reconciler:
                         n_optional_cancels += 1
                     elif kind == ACT_MODIFY:
                         self.last_modified += 1
+                        self.reused += self.c_reuse[i]
                     else:
                         self.last_placed += 1
         self.last_cancelled = self.n_mand + n_optional_cancels
@@ -814,7 +849,10 @@ cdef class Reconciler:
         return {
             "kept": self.kept, "modified": self.modified, "cancelled": self.cancelled,
             "placed": self.placed, "filter_skipped": self.filter_skipped, "locked": self.locked,
-            "budget_skipped": self.budget_skipped, "mandatory_cancels": self.mandatory_cancels,
+            "budget_skipped": self.budget_skipped, "budget_skipped_cancels": self.budget_skipped_cancels,
+            "budget_skipped_modifies": self.budget_skipped_modifies,
+            "budget_skipped_places": self.budget_skipped_places, "reused": self.reused,
+            "mandatory_cancels": self.mandatory_cancels,
             "mispriced": self.mispriced, "mandatory_modifies": self.mandatory_modifies,
             "cap_skipped": self.cap_skipped, "targets_dropped": self.targets_dropped,
             "cycles": self.cycles, "rejected": self.rejected,

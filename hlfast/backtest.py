@@ -101,9 +101,6 @@ class BacktestEngine(Engine):
             half_spread_mult=p.half_spread_mult, skew_mult=p.skew_mult, glft_mode=self.cfg.quoting.glft_mode,
             user_cap=p.user_cap, max_position=p.max_position)
 
-    def on_market(self, raw: bytes, recv_ns: int, run_cycle: bool) -> None:
-        self._on_market_frame(raw, recv_ns, run_cycle)
-
     def on_user(self, raw: bytes, recv_ns: int) -> None:
         self._on_user_frame(raw, recv_ns)
 
@@ -289,18 +286,21 @@ class Backtest:
         gc.disable()
         # per frame: a handful of Python operations besides the venue's and the engine's own work
         to_venue, to_engine = sim.to_venue, sim.to_engine
-        on_market_frame, on_market = sim.on_market_frame, eng.on_market
+        on_market_frame = sim.on_market_frame
+        on_market, timers = eng._on_market_frame, eng._next
+        sample_book, deliver_until = self._sample_book, self._deliver_until
+        events = 0
         t0 = time.perf_counter()
         try:
             for i in range(n):
                 ns, raw = frames[i]
                 if to_venue or to_engine:
-                    self._deliver_until(ns)
+                    deliver_until(ns)
                 clock.now_ns = ns
                 out = on_market_frame(raw)
                 if out is None:
                     continue
-                self.events += 1
+                events += 1
                 if not self.started:
                     if not sim.has_book:
                         continue
@@ -309,18 +309,19 @@ class Backtest:
                 next_ns = frames[i + 1][0] if i + 1 < n else INF_NS
                 on_market(out, ns, next_ns - ns > burst_ns)
                 now = ns / 1e9
-                if now >= eng._next["hk"]:  # BacktestEngine.tick_housekeeping, inlined
+                if now >= timers["hk"]:  # BacktestEngine.tick_housekeeping, inlined
                     eng._housekeeping(now)
                 if out is not raw or raw[12:18] == b"l2Book":
-                    self._sample_book(now)
+                    sample_book(now)
                 if now >= next_sample:
                     next_sample = now + SAMPLE_S
                     self._sample_path(now)
                 if progress is not None and (i & 255) == 0:
                     progress.update(i, ns)
-            self._deliver_until(INF_NS - 1)
+            deliver_until(INF_NS - 1)
         finally:
             self.wall_s = time.perf_counter() - t0
+            self.events = events
             if gc_was:
                 gc.enable()
             if progress is not None:
@@ -353,22 +354,17 @@ class Backtest:
                 eng.tick_housekeeping(arrival / 1e9)
 
     def _sample_book(self, now: float) -> None:
-        mid = self.sim.book.mid
+        """The market mid and our best bid/ask resting at the venue (the simulated account is its only user)."""
+        book = self.sim.book
+        mid = book.mid
         if not mid:
             return
         log_ = self.log
         log_.mid_t.append(now)
         log_.mid.append(mid)
-        unit = 10.0 ** -self.spec.px_decimals
-        bid = ask = math.nan
-        for o in self.engine.orders.resting():
-            px = o.px_ticks * unit
-            if o.side > 0:
-                bid = px if not bid >= px else bid
-            else:
-                ask = px if not ask <= px else ask
-        log_.bid_q.append(bid)
-        log_.ask_q.append(ask)
+        bids, asks = book.levels
+        log_.bid_q.append(max(bids) / book.px_scale if bids else math.nan)
+        log_.ask_q.append(min(asks) / book.px_scale if asks else math.nan)
 
     def _sample_path(self, now: float) -> None:
         if not self.started:

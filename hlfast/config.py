@@ -109,13 +109,14 @@ SCHEMA: dict[str, tuple[str, list[Option]]] = {
         _o("reward_per_1000", float, 0.5, "tokens earned per $1000 filled", 0, 1000),
         _o("reward_floor", float, 0.5, "minimum tokens earned per fill", 0, 1000),
         _o("bulk_discount", float, 0.8, "cost of each extra item in a bulk action", 0, 1),
-        _o("refill_per_s", float, 1.0, "tokens added per second of time, up to max_tokens (0 = fills only, the "
-           "rollback). Fills alone leave a maker that is not being filled without tokens after its first requotes, "
-           "unable to move its orders again. 1/s caps the sustained rate at 60 actions/min, the low end of what the "
-           "filter is expected to leave (algorithms.md §14) and 1/6 of the unfiltered engine on BTCUSDT; measured "
-           "(perf/BACKTEST.md): 0.1/s, Hyperliquid's own trickle for a rate-limited address, cannot even pay back "
-           "the mandatory fixes (no fills on four runs), 0.5/s still starves the synthetic market (1 fill in 345 s)",
-           0, 1000),
+        _o("refill_per_s", float, 1.5, "tokens added per second of time, up to max_tokens (0 = fills only, the "
+           "rollback). Fills alone leave a maker that is not being filled without tokens, unable to move its orders. "
+           "The refill, not the filter, sets the sustained action rate; 1.5/s is the rate at which the BTCUSDT "
+           "capture keeps its fills within 10 % of the unfiltered engine's (−9 %) with 83 % fewer actions, "
+           "~73 actions/min, inside algorithms.md §14's 60–80 (sweep in perf/BACKTEST.md)", 0, 1000),
+        _o("reuse_unmatched", bool, True, "move a leftover resting order to an unmatched target (one modify) "
+           "instead of cancel + place: half the items when the ladder shifts, and the side's size stays committed "
+           "(false = algorithms.md §11 as written)"),
         _o("delta_lambda_threshold", float, 0.10, "update only if the relative fill-probability gain Δλ exceeds this", 0, 100),
         _o("min_gain", float, 0.01, "… and the absolute P(fill) gain exceeds this (0 = the relative rule alone; "
            "deep orders otherwise chase one-tick moves)", 0, 1),

@@ -198,7 +198,6 @@ class Engine:
         self.h_sign = LatencyHistogram()
         self.h_rtt = LatencyHistogram()
         # counters
-        self.ticks = 0
         self.malformed = 0
         self.resyncs = 0
         self.resyncs_failed = 0
@@ -223,7 +222,7 @@ class Engine:
         self._signals = 0
         self._needs_resync = False
         self._resync_pending_conn = False
-        self._last_md_at = clock()
+        self._created_at = clock()
         self._fill_times: deque[float] = deque(maxlen=100_000)
         self._started_at = clock()
         self._session_start_ms = 0
@@ -341,7 +340,8 @@ class Engine:
                                      match_tolerance_ticks=imp.match_tolerance_ticks,
                                      match_tolerance_bps=imp.match_tolerance_bps,
                                      size_tolerance=imp.size_tolerance, sz_decimals=self.sz_decimals,
-                                     horizon=imp.horizon_s, budget=budget, impulse_filter=filt)
+                                     horizon=imp.horizon_s, budget=budget, impulse_filter=filt,
+                                     reuse_unmatched=imp.reuse_unmatched)
         self.budget = budget
         hjb = cfg.hjb
         # rolling horizon: the inventory penalty accrues over the next hjb.horizon_s (state t = 0)
@@ -513,6 +513,19 @@ class Engine:
     def position(self) -> float:
         return self.position0 + (self.orders.position if self.orders is not None else 0.0)
 
+    @property
+    def ticks(self) -> int:
+        """Market-data frames received (l2Book, trades, bbo)."""
+        return self.pipeline.md_frames if self.pipeline is not None else 0
+
+    def last_market_data_at(self) -> float:
+        """Clock time of the newest market-data frame (the engine's creation before any).
+
+        recv_ns stamps and the engine's clock share one timebase: perf_counter_ns / perf_counter live,
+        the simulated clock in backtests and harnesses."""
+        last_ns = self.pipeline.last_md_ns if self.pipeline is not None else 0
+        return last_ns * 1e-9 if last_ns else self._created_at
+
     def mark(self) -> float:
         mid = self.book.mid() if self.book.n_bids and self.book.n_asks else float("nan")
         return mid if math.isfinite(mid) else self.mid0
@@ -542,13 +555,11 @@ class Engine:
         p = self.pipeline
         p.position = self.position
         p.account_value = max(0.0, self.equity() if equity is None else equity)
-        cap_buy, cap_sell = self.exch_limits.caps(now)
-        p.exch_cap_bid = cap_buy
-        p.exch_cap_ask = cap_sell
-        while self._fill_times and self._fill_times[0] < now - FILL_RATE_WINDOW_S:
-            self._fill_times.popleft()
-        span = min(FILL_RATE_WINDOW_S, max(1.0, now - self._started_at))
-        p.fill_rate = len(self._fill_times) / span
+        p.exch_cap_bid, p.exch_cap_ask = self.exch_limits.caps(now)
+        fill_times = self._fill_times
+        while fill_times and fill_times[0] < now - FILL_RATE_WINDOW_S:
+            fill_times.popleft()
+        p.fill_rate = len(fill_times) / min(FILL_RATE_WINDOW_S, max(1.0, now - self._started_at))
 
     # =========================================================================================
     # the loop
@@ -638,11 +649,8 @@ class Engine:
         n = p.on_frame(raw, recv_ns, run_cycle)  # route + estimators + quote + reconcile, all in C
         if n > 0:
             self._send_actions(n, recv_ns)
-        ch = p.channel
-        if 0 < ch < CH_ORDER_UPDATES:  # l2Book, trades, bbo
-            self.ticks += 1
-            self._last_md_at = self._clock()
-        elif ch == CH_PONG:
+        ch = p.channel  # market-data frames are counted, and their time kept, by the pipeline
+        if ch == CH_PONG:
             self.md.on_pong()
         elif ch == CH_MALFORMED:
             self.malformed += 1
@@ -940,7 +948,8 @@ class Engine:
         """Step the kill switch; `valuation` is (mark, equity) when the caller has just computed it."""
         p = self.pipeline
         lim = self.kill.limits
-        if (lim.max_position > 0 and abs(self.position) > lim.runaway_mult * lim.max_position
+        position = self.position
+        if (lim.max_position > 0 and abs(position) > lim.runaway_mult * lim.max_position
                 and (self.kill.trip is None or self.kill.trip.transient)
                 and now - self._runaway_verified_at >= RUNAWAY_VERIFY_S):
             # a runaway is judged on a position the exchange confirms: a lost or replayed fill must not
@@ -954,9 +963,10 @@ class Engine:
                 log.warning("runaway check: exchange position unavailable (%s); judging the local one", exc)
             finally:
                 p.hold = held
+            position = self.position
         mark, equity = self._valuation() if valuation is None else valuation
-        trip = self.kill.step(now, position=self.position, mid=mark, equity=equity,
-                              last_market_data_at=self._last_md_at, cascade_pull=bool(p.cascade.pull))
+        trip = self.kill.step(now, position=position, mid=mark, equity=equity,
+                              last_market_data_at=self.last_market_data_at(), cascade_pull=bool(p.cascade.pull))
         if trip is not None:
             self._on_trip(trip)
         quoting = self.kill.quoting_allowed and not self._stop
@@ -1204,7 +1214,8 @@ class Engine:
         rec, b = self.reconciler, self.budget
         return {"filter_skipped": rec.filter_skipped, "locked": rec.locked, "budget_skipped": rec.budget_skipped,
                 "kept": rec.kept, "placed": rec.placed, "modified": rec.modified, "cancelled": rec.cancelled,
-                "budget_available": round(b.available, 3), "budget_utilization": round(b.utilization, 4)}
+                "reused": rec.reused, "budget_available": round(b.available, 3),
+                "budget_utilization": round(b.utilization, 4)}
 
     def summary(self) -> Summary:
         o = self.orders

@@ -207,6 +207,8 @@ class OrderStateMachine:
         self._volume = _ZERO
         self._realized = _ZERO
         self._exchange_closed_pnl = _ZERO
+        self._position_f = 0.0
+        self._cash_f = 0.0
         # counters
         self.fills = 0
         self.duplicate_fills = 0
@@ -229,12 +231,12 @@ class OrderStateMachine:
     # ================================================================== queries
     @property
     def position(self) -> float:
-        return float(self._position)
+        return self._position_f
 
     @property
     def cash(self) -> float:
         """USD: −Σ side·px·sz − fees."""
-        return float(self._cash)
+        return self._cash_f
 
     @property
     def fees(self) -> float:
@@ -880,6 +882,12 @@ class OrderStateMachine:
         return n
 
     def _account(self, side: int, px: Decimal, sz: Decimal, fee: Decimal, closed: Decimal) -> None:
+        self._account_exact(side, px, sz, fee, closed)
+        # float views, read on every risk pass: converted once per fill, not once per read
+        self._position_f = float(self._position)
+        self._cash_f = float(self._cash)
+
+    def _account_exact(self, side: int, px: Decimal, sz: Decimal, fee: Decimal, closed: Decimal) -> None:
         with localcontext(_EXACT):
             self._cash -= side * px * sz + fee
             self._fees += fee

@@ -139,7 +139,7 @@ class KillSwitch:
         return None
 
     def detail(self, reason: str, *, position: float, mid: float, equity: float, last_market_data_at: float,
-               now: float, **_: object) -> str:
+               now: float) -> str:
         lim = self.limits
         if reason == "position_runaway":
             return f"|position| {abs(position):.6g} > {lim.runaway_mult:g} x max_position {lim.max_position:g}"
@@ -160,9 +160,11 @@ class KillSwitch:
             return "liquidation cascade intensity at pull level"
         return reason
 
-    def step(self, now: float, **state: float | bool) -> Trip | None:
+    def step(self, now: float, *, position: float, mid: float, equity: float, last_market_data_at: float,
+             cascade_pull: bool = False) -> Trip | None:
         """Evaluate and update the trip state. Returns a NEW trip (act on it now) or None."""
-        reason = self.evaluate(now, **state)
+        reason = self.evaluate(now, position=position, mid=mid, equity=equity,
+                               last_market_data_at=last_market_data_at, cascade_pull=cascade_pull)
         if self.trip is not None:
             if self.trip.transient:
                 if reason is None:
@@ -182,7 +184,9 @@ class KillSwitch:
                 return None
         if reason is None:
             return None
-        return self.force(reason, self.detail(reason, now=now, **state), now)
+        detail = self.detail(reason, position=position, mid=mid, equity=equity,
+                             last_market_data_at=last_market_data_at, now=now)
+        return self.force(reason, detail, now)
 
     def force(self, reason: str, detail: str, now: float) -> Trip:
         trip = Trip(reason, detail, now, reason in TRANSIENT_REASONS)

@@ -35,7 +35,7 @@ from hlfast.simvenue import SimVenue  # noqa: E402
 
 WALL_KEYS = {"wall_s", "events_per_s", "speedup", "load_s"}
 TIMED = ((SimVenue, "on_market_frame", "venue: market frames"), (SimVenue, "run_action", "venue: actions"),
-         (BacktestEngine, "on_market", "engine: market frames (+ sending actions)"),
+         (BacktestEngine, "_on_market_frame", "engine: market frames (+ sending actions)"),
          (BacktestEngine, "_housekeeping", "engine: housekeeping"), (BacktestEngine, "on_user", "engine: user frames"),
          (Backtest, "_sample_book", "backtest: book samples"), (Backtest, "_sample_path", "backtest: PnL samples"))
 

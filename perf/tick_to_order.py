@@ -323,6 +323,9 @@ def staged_on_frame(Pipeline p, object raw, long long recv_ns, long long[::1] ou
     c = now_ns()
     p.channel = ch
     out[0] = c - a
+    if FR_CH_L2BOOK <= ch <= FR_CH_BBO:
+        p.md_frames += 1
+        p.last_md_ns = recv_ns
     if ch == FR_CH_L2BOOK or ch == FR_CH_BBO:
         if router.applied != 0:
             return 0
@@ -407,11 +410,7 @@ def staged_market_frame(eng: Engine, staged: Callable, out: Any) -> Callable[[by
             t0 = clock()
             eng._send_actions(n, recv_ns)
             sign_ns = clock() - t0
-        ch = pipeline.channel
-        if is_market_tick(ch):
-            eng.ticks += 1
-            eng._last_md_at = eng._clock()
-        elif ch == CH_PONG:
+        if pipeline.channel == CH_PONG:
             eng.md.on_pong()
         return n, sign_ns
 

@@ -419,8 +419,9 @@ def test_fast_path_handles_the_rows_the_general_path_would(converted_binance, ac
     for fast in (True, False):
         bt = Backtest(active_config, converted_binance, BTC, replace(opt, fast_path=fast))
         seen: list[bytes] = []
-        on_market = bt.engine.on_market
-        bt.engine.on_market = lambda raw, ns, cycle, seen=seen, f=on_market: (seen.append(raw), f(raw, ns, cycle))
+        on_market = bt.engine._on_market_frame
+        bt.engine._on_market_frame = lambda raw, ns, cycle, seen=seen, f=on_market: (seen.append(raw),
+                                                                                     f(raw, ns, cycle))
         bt.summary = bt.run()
         runs.append((bt, seen))
     (fast, fast_seen), (full, full_seen) = runs

@@ -63,7 +63,8 @@ def test_engine_pass_runs_frames_end_to_end(first_pass):
     assert hists.no_action.count + hists.with_action.count == FRAMES
     assert hists.with_action.count == hists.tick_to_order.count > 0
     assert set(actions) <= LIVE_ACTION_KINDS and actions.get("order", 0) > 0
-    assert h.engine.rejects == 0 and h.engine.malformed == 0
+    # a post-only price can meet a market that moved while the action was in flight; nothing else is refused
+    assert set(h.engine.rejects_by_reason) <= {"alo_cross"} and h.engine.malformed == 0
     assert h.venue.actions >= sum(actions.values())   # every action reached the venue and was executed
     assert len(list(iter_frames(first_pass["path"]))) == FRAMES + WARMUP
 

@@ -41,8 +41,11 @@ class ExecutionBudgetRef:
         self.t_refill = t
         if add <= 0 or not self.available < self.max_tokens:
             return 0.0
-        add = min(add, self.max_tokens - self.available)
-        self.available += add
+        if self.available + add >= self.max_tokens:
+            add = self.max_tokens - self.available
+            self.available = self.max_tokens
+        else:
+            self.available += add
         self.refilled += add
         return add
 
@@ -129,22 +132,25 @@ class Candidate:
     sz: float
     value: float
     dsize: float
+    reuse: bool = False
 
 
 class ReconcilerRef:
     def __init__(self, max_orders=128, max_levels=64, match_tolerance_ticks=3, match_tolerance_bps=2.0,
                  size_tolerance=0.10, sz_decimals=5, horizon=1.0, budget=None, impulse_filter=None,
-                 vol_half_life=60.0) -> None:
+                 vol_half_life=60.0, reuse_unmatched=True) -> None:
         self.max_orders, self.max_levels = max_orders, max_levels
         self.tol_ticks, self.tol_bps = match_tolerance_ticks, match_tolerance_bps
         self.size_tolerance, self.sz_decimals, self.horizon = size_tolerance, sz_decimals, horizon
+        self.reuse_unmatched = reuse_unmatched
         self.tracker = QueueTrackerRef(max_orders, vol_half_life)
         self.budget = budget or ExecutionBudgetRef()
         self.impulse_filter = impulse_filter or ImpulseFilterRef()
         self.orders: dict[int, MirrorOrder] = {}
         self.counts = dict.fromkeys(
             ("kept", "modified", "cancelled", "placed", "filter_skipped", "locked", "budget_skipped",
-             "mandatory_cancels", "mispriced", "mandatory_modifies", "cap_skipped", "targets_dropped"), 0)
+             "mandatory_cancels", "mispriced", "mandatory_modifies", "cap_skipped", "targets_dropped",
+             "budget_skipped_cancels", "budget_skipped_modifies", "budget_skipped_places", "reused"), 0)
         self.actions: list[tuple] = []
 
     def order_placed(self, slot, side, px, sz, displayed, t) -> int:
@@ -267,6 +273,17 @@ class ReconcilerRef:
                 mandatory.append(slot)
             p_new = t.fill_probability_new(side, tpx, book_sz.get(tpx, 0.0), self.horizon, sigma, best_same)
             edge = abs(tpx - mid) / mid if mid > 0 else 0.0
+            # the next unmatched acked order (best first) moves here instead: one modify, not cancel + place
+            spare = next((s for s in eligible if s not in used and self.orders[s].state != PENDING), None)
+            if self.reuse_unmatched and spare is not None:
+                used.add(spare)
+                o = self.orders[spare]
+                p_cur = t.fill_probability(spare, self.horizon, sigma, best_same)
+                p_cur = 0.0 if math.isnan(p_cur) else p_cur
+                edge_cur = abs(o.px - mid) / mid if mid > 0 else 0.0
+                cands.append(Candidate(ACT_MODIFY, spare, side, tpx, tsz, p_new * edge - p_cur * edge_cur,
+                                       tsz - o.sz, reuse=True))
+                continue
             cands.append(Candidate(ACT_PLACE, -1, side, tpx, tsz, p_new * edge, tsz))
         mandatory.extend(mispriced)
         for slot in eligible:
@@ -312,11 +329,14 @@ class ReconcilerRef:
             step = 1.0 if batch[cand.kind] == 0 else b.bulk_discount
             if not b.can_afford_cost(cost + step):
                 dropped += 1
+                key = {ACT_CANCEL: "cancels", ACT_MODIFY: "modifies", ACT_PLACE: "places"}[cand.kind]
+                self.counts[f"budget_skipped_{key}"] += 1
                 continue
             cost += step
             batch[cand.kind] += 1
             committed[cand.side] += cand.dsize
             taken.add(i)
+            self.counts["reused"] += cand.reuse
         self.counts["budget_skipped"] += dropped
         if dropped:
             b.skipped += 1
