@@ -80,7 +80,7 @@ class BacktestEngine(Engine):
         self.http = SimHttp(sim)
         self.md = SimConnection("market", None)
         self.oc = SimConnection("orders", sim)
-        self.conns = (self.md, self.oc)
+        self.conns = ()  # in process: no connection to keep alive, flush or reconnect
         self.poller = None
         self.gateway = SimGateway(self.oc, self.http, clock.seconds, post_timeout_s=cfg.exchange.post_timeout_s,
                                   on_sent=on_sent)

@@ -79,6 +79,12 @@ SCHEMA: dict[str, tuple[str, list[Option]]] = {
         _o("status_interval_s", float, 1.0, "live status line interval (0 = off)", 0, 3600),
         _o("hjb_validate_s", float, 60.0, "HJB heuristic-vs-optimum validation interval (0 = off)", 0, 86400),
         _o("dead_man_s", float, 10.0, "scheduleCancel horizon kept armed ahead of now (0 = off; venue minimum is 5)", 0, 3600),
+        _o("account_sync_s", float, 10.0, "account check interval: exchange limits, and the position against the "
+           "exchange's (limits older than 120 s are halved, algorithms.md §13)", 1, 120),
+        _o("fill_check_delay_s", float, 1.0, "grace before a fill that looks missing is checked against the exchange "
+           "(a userFills message may trail its orderUpdates)", 0.05, 60),
+        _o("runaway_verify_s", float, 5.0, "at most one exchange check of a runaway position per this many seconds",
+           0.5, 600),
         _o("reconnect_backoff_min_s", float, 0.2, "first reconnect delay", 0.01, 60),
         _o("reconnect_backoff_max_s", float, 10.0, "largest reconnect delay", 0.1, 600),
         _o("log_json", bool, False, "one JSON object per log line"),

@@ -56,13 +56,10 @@ MAX_IN_FLIGHT = 80  # of the exchange's 100 in-flight websocket posts
 HOUSEKEEPING_S = 0.02  # timers are checked at most this often
 RISK_CHECK_S = 0.05
 RATE_REFRESH_S = 60.0
-LIMITS_REFRESH_S = 10.0  # account check: exchange limits, and the position against the exchange's
 SHUTDOWN_ACK_WAIT_S = 2.0
 FILL_RATE_WINDOW_S = 600.0
 STARTUP_ATTEMPTS = 5  # start-up / shutdown HTTP calls: attempts with backoff, then a clear error
 STARTUP_BACKOFF_S = (0.2, 0.4, 0.8, 1.6)
-FILL_CHECK_DELAY_S = 1.0  # a suspected missing fill is checked against the exchange after this grace
-RUNAWAY_VERIFY_S = 5.0  # at most one exchange check of a runaway position per this many seconds
 FILL_PAGE_ROWS = 2000  # userFillsByTime returns at most this many rows per request
 FILL_PAGES_MAX = 10
 TRIP_HISTORY = 200
@@ -879,7 +876,7 @@ class Engine:
             # the exchange says more was filled than the fills received: check soon, unless they arrive
             self._last_fill_gap_events = orders.fill_gap_events
             if self._fill_check_at == math.inf:
-                self._fill_check_at = t + FILL_CHECK_DELAY_S
+                self._fill_check_at = t + self.cfg.engine.fill_check_delay_s
         stale = orders.drain_cancels()
         if stale:
             self._cancel_keys([c if c is not None else o for o, c in stale])
@@ -951,7 +948,7 @@ class Engine:
         position = self.position
         if (lim.max_position > 0 and abs(position) > lim.runaway_mult * lim.max_position
                 and (self.kill.trip is None or self.kill.trip.transient)
-                and now - self._runaway_verified_at >= RUNAWAY_VERIFY_S):
+                and now - self._runaway_verified_at >= self.cfg.engine.runaway_verify_s):
             # a runaway is judged on a position the exchange confirms: a lost or replayed fill must not
             # stop the engine for good (the check recovers missing fills or adopts the exchange's)
             self._runaway_verified_at = now
@@ -1020,7 +1017,7 @@ class Engine:
             if nxt["rate"] > RATE_REFRESH_S + 1:  # not on the first pass (setup just refreshed)
                 self._refresh_rate_limit(now)
         if now >= nxt["limits"]:
-            nxt["limits"] = now + LIMITS_REFRESH_S
+            nxt["limits"] = now + self.cfg.engine.account_sync_s
             if now - self._started_at > 1.0:
                 try:
                     self._sync_account()
@@ -1046,7 +1043,7 @@ class Engine:
             self._sync_account()
         except (OSError, HttpError, ValueError, EngineError) as exc:
             log.warning("position check failed (%s); retrying", exc)
-            self._fill_check_at = now + FILL_CHECK_DELAY_S
+            self._fill_check_at = now + self.cfg.engine.fill_check_delay_s
             return
         self._after_order_events(now, True)
 

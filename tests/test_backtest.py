@@ -432,3 +432,15 @@ def test_fast_path_handles_the_rows_the_general_path_would(converted_binance, ac
     assert fast.log.actions == full.log.actions
     strip = lambda s: {k: v for k, v in s.items() if k not in WALL_KEYS}  # noqa: E731
     assert strip(fast.summary) == strip(full.summary)
+
+
+@pytest.mark.parametrize("interval_s", [2.0, 10.0])
+def test_account_sync_interval_is_the_configured_one(synthetic, interval_s):
+    cfg = load_config(None, env={}, overrides={"engine": {"account_sync_s": interval_s}})
+    bt = Backtest(cfg, synthetic, BTC, Options(progress=False))
+    synced: list[float] = []
+    sync = bt.engine._sync_account
+    bt.engine._sync_account = lambda initial=False: (synced.append(bt.clock.now_ns / 1e9), sync(initial))
+    bt.run()
+    periodic = [b - a for a, b in zip(synced[1:], synced[2:], strict=False)]  # after the start-up sync
+    assert periodic and all(interval_s <= gap < interval_s + 0.2 for gap in periodic), periodic
