@@ -622,7 +622,7 @@ class OrderStateMachine:
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
             return self._bad("malformed place status", exc)
 
-    def _reject(self, rec: TrackedOrder, text: str, t: float) -> None:
+    def _count_reject(self, text: str) -> None:
         self.rejects += 1
         self.last_reject = text
         code = reject_reason(text)
@@ -630,6 +630,9 @@ class OrderStateMachine:
         self.rejects_by_reason[code] = seen + 1
         if not seen:  # the full text once per reason; counts go to metrics under the code
             log.warning("order rejected (%s, logged once per reason): %.300s", code, text)
+
+    def _reject(self, rec: TrackedOrder, text: str, t: float) -> None:
+        self._count_reject(text)
         if rec.filled > 0:  # it traded before the reject reached us: it existed after all
             self._finish(rec, OrderState.CANCELLED, t, reason=text)
         else:
@@ -730,9 +733,11 @@ class OrderStateMachine:
         rec.pending_sz = _ZERO
         rec.reason = text
         if rec.oid is None or any(s in text.lower() for s in _GONE_TEXTS):
-            # the old incarnation is gone (cancelled or filled) and no new one was made
+            # the old incarnation is gone (cancelled or filled) and no new one was made: a race, not a refusal
             self._finish(rec, OrderState.CANCELLED, t, inferred=True, reason=text)
-        elif rec.state == OrderState.PENDING_MODIFY:
+            return
+        self._count_reject(text)  # the exchange refused the new price/size: a reject like a refused place
+        if rec.state == OrderState.PENDING_MODIFY:
             rec.state = rec.prev_state
 
     def on_modify_batch_error(self, cloids: Iterable[str], text: str, t: float = 0.0) -> None:

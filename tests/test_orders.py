@@ -291,9 +291,12 @@ def test_modify_errors():
     sm.on_modify_sent(c1, 999_000, 0.01)
     sm.on_modify_status(c1, {"error": "Post only order would have immediately matched, bbo was 1@2. asset=0"})
     assert sm.by_cloid(c1).state == S.RESTING and sm.by_cloid(c1).px_ticks == 1_000_000
+    # a refused modify is a reject like a refused place (the reject-storm guard counts it) ...
+    assert sm.rejects == 1 and sm.rejects_by_reason == {"alo_cross": 1}
     sm.on_modify_sent(c1, 999_000, 0.01)
     sm.on_modify_status(c1, {"error": "Cannot modify canceled or filled order"})
     assert sm.by_cloid(c1).state == S.CANCELLED
+    assert sm.rejects == 1  # ... a modify that raced a fill or cancel is not
     _, c2 = sm.new_order(1, 1_000_000, 0.01, t=0)
     assert not sm.on_modify_sent(c2, 1, 0.01)  # not acked yet: refused
     sm.on_place_status(c2, resting(111))
