@@ -1,40 +1,22 @@
-# The per-tick hot path: book -> estimators -> quote -> reconcile in C calls, and the fixed
-# latency histograms the engine stamps each stage into (no allocation per tick).
+# The per-tick hot path: book -> estimators -> quote -> reconcile in C calls, stamping its stages
+# into fixed latency histograms (no allocation per tick).
 #
 # Units: latencies in integer nanoseconds (perf_counter_ns differences); time in seconds.
 cimport cython
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t
 
 from hlfast.book cimport Book
 from hlfast.estimators cimport CascadeDetector, Drift, FillIntensity, LatencyEwma, Volatility
 from hlfast.frames cimport FrameRouter
+from hlfast.histogram cimport LatencyHistogram
 from hlfast.quoting cimport Calibration, QuoteInputs, Quoter, TargetLiquidity
 from hlfast.reconcile cimport Reconciler
 from hlfast.tape cimport Tape
-
-# Log-linear buckets: values < 8 ns exact, then 8 sub-buckets per power of two (<= 12.5 % wide).
-cdef enum:
-    HIST_SUB_BITS = 3
-    HIST_SUB = 8
-    HIST_BUCKETS = 512
 
 # Pipeline.last_rc values besides the Quoter's own codes
 cdef enum:
     PIPE_RC_NOT_READY = -10      # no two-sided book yet
     PIPE_RC_NOT_QUOTING = -11    # quoting disabled (risk / shutdown): only cancels
-
-
-@cython.final
-cdef class LatencyHistogram:
-    cdef uint64_t* counts            # HIST_BUCKETS counters
-    cdef readonly uint64_t count     # samples recorded
-    cdef readonly uint64_t rejected  # negative samples refused
-    cdef readonly double sum_ns      # sum of samples, ns
-    cdef readonly int64_t min_ns     # smallest sample (0 when empty)
-    cdef readonly int64_t max_ns     # largest sample (0 when empty)
-
-    cdef void record_c(self, int64_t ns) noexcept nogil
-    cdef int64_t quantile_c(self, double q) noexcept nogil
 
 
 @cython.final

@@ -36,11 +36,12 @@ from hlfast.frames import (
     FrameRouter,
 )
 from hlfast.gateway import Gateway, HttpClient, HttpError, PostReply
+from hlfast.histogram import LatencyHistogram
 from hlfast.hjb import HjbModel, HjbState, ValueFunction
 from hlfast.keys import PrivateKey
 from hlfast.metrics import MetricsExporter
 from hlfast.orders import REJECT_REASONS, OrderState, OrderStateMachine, PositionAdjustment
-from hlfast.pipeline import LatencyHistogram, Pipeline
+from hlfast.pipeline import Pipeline
 from hlfast.quoting import Calibration, Quoter, TargetLiquidity
 from hlfast.ratelimit import RateLimitTracker
 from hlfast.reconcile import ACT_CANCEL, ACT_MODIFY, ExecutionBudget, ImpulseFilter, Reconciler

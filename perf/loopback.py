@@ -27,8 +27,8 @@ if ROOT not in sys.path:
 
 from hlfast.engine import Engine  # noqa: E402
 from hlfast.gateway import HttpClient  # noqa: E402
+from hlfast.histogram import LatencyHistogram  # noqa: E402
 from hlfast.keys import generate_private_key  # noqa: E402
-from hlfast.pipeline import LatencyHistogram  # noqa: E402
 from hlfast.venue.process import VenueProcess  # noqa: E402
 
 ACTION_KINDS = ("order", "cancel", "cancelByCloid", "batchModify", "modify")

@@ -40,7 +40,7 @@ from hyperliquid.utils.signing import (  # noqa: E402
 )
 from hyperliquid.utils.types import Cloid  # noqa: E402
 
-from hlfast.pipeline import LatencyHistogram  # noqa: E402
+from hlfast.histogram import LatencyHistogram  # noqa: E402
 from hlfast.recording import iter_frames  # noqa: E402
 from tests.reference.book import RefBook  # noqa: E402
 from tests.reference.estimators import (  # noqa: E402

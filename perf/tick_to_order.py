@@ -55,9 +55,9 @@ if ROOT not in sys.path:
 from hlfast.config import load_config  # noqa: E402
 from hlfast.engine import Engine  # noqa: E402
 from hlfast.frames import CH_ORDER_UPDATES, CH_PONG  # noqa: E402
+from hlfast.histogram import LatencyHistogram  # noqa: E402
 from hlfast.keys import PrivateKey  # noqa: E402
 from hlfast.memtransport import MemoryConnection, MemoryPoller, MemoryVenue  # noqa: E402
-from hlfast.pipeline import LatencyHistogram  # noqa: E402
 from hlfast.recording import FrameWriter  # noqa: E402
 from hlfast.venue.server import VenueConfig, build_venue  # noqa: E402
 

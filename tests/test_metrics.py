@@ -6,8 +6,8 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from hlfast.histogram import LatencyHistogram
 from hlfast.metrics import GAUGES, MetricsExporter
-from hlfast.pipeline import LatencyHistogram
 
 SPEC_NAMES = [
     "mm_impulse_budget_available", "mm_impulse_budget_utilization", "mm_impulse_filter_blocked",

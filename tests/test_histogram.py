@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hlfast.pipeline import LatencyHistogram
+from hlfast.histogram import LatencyHistogram
 from tests.reference import latency_histogram as ref
 
 
