@@ -67,9 +67,12 @@ cdef class FillIntensity:
     cdef readonly double kappa, A        # pooled per-side λ(δ) = A e^{-κδ}, δ fraction
     cdef readonly double kappa_bid, A_bid   # from sell aggressors (fill our bids)
     cdef readonly double kappa_ask, A_ask   # from buy aggressors (fill our asks)
-    cdef readonly double confidence      # 0..1: R² × window coverage
+    cdef readonly double confidence      # 0..1: R² × window coverage (0 until ready)
     cdef readonly double covered_s       # seconds of closed steps in the window
     cdef readonly bint ready
+    cdef readonly double min_window      # s of window needed before the fit stands alone (60)
+    cdef readonly bint blend             # before ready: blend the fit with the prior (else prior only)
+    cdef readonly double weight          # fit's weight in log κ, log A: 1 ready, covered/min_window blending
     cdef readonly long long trades, rejected, no_mid, out_of_order, fits
     cdef readonly double mid
     cdef double step_mid, next_refit
@@ -130,7 +133,11 @@ cdef class CascadeDetector:
 
 cdef class Drift:
     cdef readonly double half_life
-    cdef readonly double mu              # EWMA of log-return per s (fraction/s)
+    cdef readonly bint shrink            # report the shrunk estimate in mu (else mu = mu_raw)
+    cdef readonly double mu              # drift used for quoting, fraction/s: mu_raw shrunk by its noise
+    cdef readonly double mu_raw          # EWMA of log-return per s (fraction/s)
+    cdef readonly double var_rate        # EWMA of r²/Δt, same half-life (variance per s)
+    cdef readonly double noise_sd        # sampling sd of mu_raw under no drift: √(var_rate / 2τ)
     cdef readonly long long samples, rejected, skipped
     cdef readonly double last_t
     cdef double tau, log_prev

@@ -333,6 +333,13 @@ cdef class SvStats:
 # ---------------------------------------------------------------------------------------
 # §4 Fill intensity λ(δ) = A e^{−κδ} by the trade-through estimator
 # ---------------------------------------------------------------------------------------
+cdef double LOG_A_MIN = log(1e-3)         # A bounds [1e-3, 1e3] in log units
+cdef double LOG_A_MAX = log(1e3)
+# A fit blended in before ready must rest on this many steps that traded through the first grid
+# point (both sides together): a handful of prints says little about the decay.
+cdef double BLEND_MIN_STEPS = 20.0
+
+
 cdef class FillIntensity:
     """Trade-through fill-intensity estimator with O(1) updates and an O(n_bins) refit.
 
@@ -342,18 +349,27 @@ cdef class FillIntensity:
     histograms over k make the refit a suffix sum. Sell aggressors fill bids (κ_bid),
     buy aggressors fill asks (κ_ask); the pooled fit averages both sides' counts.
     confidence = R² of the pooled fit × window coverage (0 until ready).
+    Until the window holds min_window seconds (not ready), `blend` shrinks the pooled fit
+    towards the prior in log κ and log A with weight covered/min_window (`weight`) once
+    20 steps traded through the first grid point; the sides follow the pooled values
+    until ready. blend=False keeps the prior until ready.
     """
 
     def __cinit__(self, double unit, double kappa0=2000.0, double a0=1.0, double window=600.0,
-                  double step=0.1, double refit_s=5.0, int n_bins=70):
+                  double step=0.1, double refit_s=5.0, int n_bins=70, bint blend=True,
+                  double min_window=60.0):
         _check_positive("unit", unit)
         _check_positive("kappa0", kappa0)
         _check_positive("a0", a0)
         _check_positive("window", window)
         _check_positive("step", step)
         _check_positive("refit_s", refit_s)
+        _check_positive("min_window", min_window)
         if n_bins < 3 or n_bins > 10000:
             raise ValueError(f"n_bins must be in [3, 10000], got {n_bins}")
+        self.blend = blend
+        self.min_window = min_window
+        self.weight = 0.0
         self.unit = unit
         self.kappa0 = kappa0
         self.a0 = a0
@@ -500,28 +516,41 @@ cdef class FillIntensity:
             self.cnt_sell[j] = <double>acc_s
         tick_frac = self.unit / self.mid
         m_b = _fit(self.cnt_buy, NULL, self.n_bins, covered, tick_frac, &ka, &la, &r2)
-        if m_b >= 3 and covered >= 60.0:
+        if m_b >= 3 and covered >= self.min_window:
             self.kappa_ask = _clamp(ka, 50.0, 1e5)
             self.A_ask = _clamp(exp(la), 1e-3, 1e3)
         m_s = _fit(self.cnt_sell, NULL, self.n_bins, covered, tick_frac, &ka, &la, &r2)
-        if m_s >= 3 and covered >= 60.0:
+        if m_s >= 3 and covered >= self.min_window:
             self.kappa_bid = _clamp(ka, 50.0, 1e5)
             self.A_bid = _clamp(exp(la), 1e-3, 1e3)
         m_p = _fit(self.cnt_buy, self.cnt_sell, self.n_bins, covered, tick_frac, &ka, &la, &r2)
-        self.ready = m_p >= 3 and covered >= 60.0
+        self.ready = m_p >= 3 and covered >= self.min_window
         if self.ready:
             self.kappa = _clamp(ka, 50.0, 1e5)
             self.A = _clamp(exp(la), 1e-3, 1e3)
             self.confidence = _clamp(r2, 0.0, 1.0) * min(1.0, covered / self.window)
+            self.weight = 1.0
         else:
+            # Before the window is long enough the prior stands for min_window seconds of data: a
+            # decaying fit (κ > 0) on ≥ 3 bins and ≥ BLEND_MIN_STEPS trade-through steps gets weight
+            # covered/min_window in log κ and log A, so the quotes move from the prior to the fit
+            # smoothly instead of jumping at min_window.
+            self.weight = 0.0
             self.kappa = self.kappa0
             self.A = self.a0
+            if (self.blend and m_p >= 3 and ka > 0.0
+                    and self.cnt_buy[0] + self.cnt_sell[0] >= BLEND_MIN_STEPS):
+                self.weight = covered / self.min_window
+                self.kappa = exp(self.weight * log(_clamp(ka, 50.0, 1e5))
+                                 + (1.0 - self.weight) * log(self.kappa0))
+                self.A = exp(self.weight * _clamp(la, LOG_A_MIN, LOG_A_MAX)
+                             + (1.0 - self.weight) * log(self.a0))
             self.confidence = 0.0
-        # A side without its own fit follows the pooled (or prior) values.
-        if m_b < 3 or covered < 60.0:
+        # A side without its own fit follows the pooled (blended or prior) values.
+        if m_b < 3 or covered < self.min_window:
             self.kappa_ask = self.kappa
             self.A_ask = self.A
-        if m_s < 3 or covered < 60.0:
+        if m_s < 3 or covered < self.min_window:
             self.kappa_bid = self.kappa
             self.A_bid = self.A
 
@@ -839,19 +868,28 @@ cdef class CascadeDetector:
 cdef class Drift:
     """Short-horizon drift μ̂: EWMA (time half-life) of microprice log-return per second.
 
-    μ ← μ + α(Δt)·(r/Δt − μ); for small Δt the step is ≈ r/τ, so a burst of updates
-    cannot blow up the estimate.
+    μ_raw ← μ_raw + α(Δt)·(r/Δt − μ_raw); for small Δt the step is ≈ r/τ, so a burst of
+    updates cannot blow up the estimate. With no drift its sampling variance is σ²/(2τ)
+    (σ² = v, the EWMA of r²/Δt): at a 10 s half-life ≈ (4.6e-5/s)² for σ = 2.5e-4/√s,
+    i.e. ±7 bp of quote shift over a 30 s horizon from noise alone. `mu` is therefore the
+    positive-part James–Stein shrinkage μ_raw·max(0, 1 − se²/μ_raw²), se² = v/(2τ): a drift
+    within its own noise moves the quotes little, a clear trend passes almost unchanged.
+    shrink=False reports μ_raw as mu.
     """
 
-    def __init__(self, double half_life=10.0):
+    def __init__(self, double half_life=10.0, bint shrink=True):
         _check_positive("half_life", half_life)
         self.half_life = half_life
+        self.shrink = shrink
         self.tau = half_life / LN2
         self.mu = 0.0
+        self.mu_raw = 0.0
+        self.var_rate = 0.0
+        self.noise_sd = 0.0
         self.has_prev = False
 
     cdef int update_c(self, double t, double price) noexcept nogil:
-        cdef double lp, dt, x
+        cdef double lp, dt, x, a, se2, m2
         if not isfinite(t) or _bad_positive(price):
             self.rejected += 1
             return REJECTED
@@ -869,7 +907,18 @@ cdef class Drift:
         if not isfinite(x):  # degenerate Δt
             self.rejected += 1
             return REJECTED
-        self.mu += _ewma_alpha(dt, self.tau) * (x - self.mu)
+        a = _ewma_alpha(dt, self.tau)
+        self.mu_raw += a * (x - self.mu_raw)
+        self.var_rate += a * (x * x * dt - self.var_rate)
+        se2 = self.var_rate / (2.0 * self.tau)
+        self.noise_sd = sqrt(se2)
+        m2 = self.mu_raw * self.mu_raw
+        if not self.shrink:
+            self.mu = self.mu_raw
+        elif m2 > se2:
+            self.mu = self.mu_raw * (1.0 - se2 / m2)
+        else:
+            self.mu = 0.0
         self.log_prev = lp
         self.last_t = t
         self.samples += 1

@@ -8,7 +8,7 @@ hot path allocates: Quoter writes into arrays created once in __init__.
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.math cimport exp, log1p, sqrt, pow, isfinite, fabs, INFINITY
 from libc.math cimport floor as c_floor
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, INT64_MIN, INT64_MAX
 from libc.stdio cimport snprintf
 from libc.stdlib cimport strtod
 
@@ -23,6 +23,9 @@ cdef double GAMMA_MAX = 1e9
 cdef double A_MIN = 1e-12
 # lots are kept well inside int64 even for absurd side totals
 cdef double MAX_LOTS = 1e15
+# ladder capacity per side (Quoter's per-side scratch on the C stack is sized by it)
+cdef enum:
+    MAX_LEVELS = 1000
 
 
 # ---------------------------------------------------------------- GLFT (section 6)
@@ -202,7 +205,149 @@ cpdef str sz_wire(double sz, int sz_decimals):
     return PyUnicode_DecodeASCII(buf, n, NULL)
 
 
+# ---------------------------------------------------------------- fast grid rounding (Quoter hot path)
+# Same results as floor_tol/ceil_tol/floor_valid/ceil_valid in quoting.pxd, without their libm
+# floor/ceil calls, the per-call decade search and the division by a run-time power of ten.
+
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <stdint.h>
+    /* (int64_t)floor(x) / (int64_t)ceil(x) by truncation; outside +-9.2e18 (and NaN) use libm so
+       every input gives the libm result.  Non-negative x (all of the ladder's) floors by truncation
+       alone. */
+    static inline int64_t hlq_floor_i64(double x) {
+        if (x >= 0.0 && x < 9.2e18) return (int64_t)x;
+        if (x > -9.2e18 && x < 0.0) { int64_t t = (int64_t)x; return t - ((double)t > x); }
+        return (int64_t)floor(x);
+    }
+    static inline int64_t hlq_ceil_i64(double x) {
+        if (x >= -9.2e18 && x < 9.2e18) { int64_t t = (int64_t)x; return t + ((double)t < x); }
+        return (int64_t)ceil(x);
+    }
+    static const int64_t hlq_pow10[7] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    /* t mod 10^e for t > 0, with a constant divisor per case (a multiply, not a division) */
+    static inline int64_t hlq_mod_pow10(int64_t t, int e) {
+        uint64_t u = (uint64_t)t;
+        switch (e) {
+        case 0: return 0;
+        case 1: return (int64_t)(u % 10u);
+        case 2: return (int64_t)(u % 100u);
+        case 3: return (int64_t)(u % 1000u);
+        case 4: return (int64_t)(u % 10000u);
+        case 5: return (int64_t)(u % 100000u);
+        case 6: return (int64_t)(u % 1000000u);
+        default: { int64_t p = 1; while (e-- > 0) p *= 10; return t % p; }
+        }
+    }
+    /* 10^e for 0 <= e <= 6 (px_decimals never exceeds 6) */
+    static inline int64_t hlq_grid_unit(int e) {
+        return (e >= 0 && e <= 6) ? hlq_pow10[e] : 1;
+    }
+    /* lots < ceil(v / px) for lots >= 0, px >= 1, v >= 1, without the division */
+    static inline int hlq_below_min(int64_t lots, int64_t px, int64_t v) {
+        return (__int128)lots * (__int128)px < (__int128)v;
+    }
+    """
+    int64_t hlq_floor_i64(double x) noexcept nogil
+    int64_t hlq_ceil_i64(double x) noexcept nogil
+    int64_t hlq_mod_pow10(int64_t t, int e) noexcept nogil
+    int64_t hlq_grid_unit(int e) noexcept nogil
+    bint hlq_below_min(int64_t lots, int64_t px, int64_t v) noexcept nogil
+
+
+cdef inline int64_t _floor_tol(double x) noexcept nogil:
+    return hlq_floor_i64(x + 1e-12 * fabs(x))
+
+
+cdef inline int64_t _ceil_tol(double x) noexcept nogil:
+    return hlq_ceil_i64(x - 1e-12 * fabs(x))
+
+
+cdef struct _Grid:
+    # the grid unit is 10^e for every price in [lo, hi): one decade, or everything below 10^5
+    # ticks (e = 0) or at or above 10^(4 + px_decimals) (e = px_decimals)
+    int64_t lo
+    int64_t hi
+    int e
+    int pd
+
+
+cdef inline void _grid_init(_Grid* g, int pd) noexcept nogil:
+    g.pd = pd
+    g.lo = 1
+    g.hi = 0        # empty range: the first use locates the decade
+    g.e = 0
+
+
+cdef void _grid_locate(_Grid* g, int64_t ticks) noexcept nogil:
+    """Decade of ticks, as grid_unit finds it: one more digit of the unit per power of ten >= 10^5."""
+    cdef int e = 0
+    cdef int64_t lo = INT64_MIN, hi = 100000
+    while ticks >= hi and e < g.pd:
+        e += 1
+        lo = hi
+        hi *= 10
+    if e == g.pd:
+        hi = INT64_MAX
+    g.lo = lo
+    g.hi = hi
+    g.e = e
+
+
+cdef inline int _grid_exp(_Grid* g, int64_t ticks) noexcept nogil:
+    """log10 of grid_unit(ticks, pd)."""
+    if ticks < g.lo or ticks >= g.hi:
+        _grid_locate(g, ticks)
+    return g.e
+
+
+cdef inline int64_t _grid_floor(_Grid* g, int64_t ticks) noexcept nogil:
+    """floor_valid(ticks, pd)."""
+    if ticks <= 0:
+        return 0
+    return ticks - hlq_mod_pow10(ticks, _grid_exp(g, ticks))
+
+
+cdef inline int64_t _grid_ceil(_Grid* g, int64_t ticks) noexcept nogil:
+    """ceil_valid(ticks, pd)."""
+    cdef int e
+    cdef int64_t rem
+    if ticks <= 0:
+        return 0
+    e = _grid_exp(g, ticks)
+    rem = hlq_mod_pow10(ticks, e)
+    if rem:
+        ticks += hlq_grid_unit(e) - rem
+    return ticks
+
+
 # ---------------------------------------------------------------- Quoter (sections 6-7)
+
+cdef double _running_scan(const double* weight, const signed char* alive, double* prefix,
+                          int* lightest, int start, int n) noexcept nogil:
+    """For each level i >= start: prefix[i], the alive weights up to i added in index order, and
+    lightest[i], the alive level up to i of least weight (the highest index among equal ones, -1
+    if none).  Entries before start are kept, so after a drop only the levels from it on are redone
+    and every sum is the same sequence of additions as a fresh one.  Returns the total."""
+    cdef int i, best = -1
+    cdef double w, s = 0.0, best_w = INFINITY
+    if start > 0:
+        s = prefix[start - 1]
+        best = lightest[start - 1]
+        if best >= 0:
+            best_w = weight[best]
+    for i in range(start, n):
+        if alive[i]:
+            w = weight[i]
+            s += w
+            if w <= best_w:
+                best_w = w
+                best = i
+        prefix[i] = s
+        lightest[i] = best
+    return s
+
 
 cdef int _validate(QuoteInputs* q, double px_scale) noexcept nogil:
     if not (isfinite(q.microprice) and q.microprice * px_scale >= 1.0 and q.microprice * px_scale < 9e15):
@@ -242,8 +387,8 @@ cdef class Quoter:
         cdef signed char[::1] flags
         if not 0 <= sz_decimals <= 6:
             raise ValueError(f"sz_decimals must be in [0, 6], got {sz_decimals}")
-        if not 1 <= levels <= 1000:
-            raise ValueError(f"levels must be in [1, 1000], got {levels}")
+        if not 1 <= levels <= MAX_LEVELS:
+            raise ValueError(f"levels must be in [1, {MAX_LEVELS}], got {levels}")
         if not (min_notional > 0 and min_notional_safety >= 1):
             raise ValueError("min_notional must be > 0 and min_notional_safety >= 1")
         if not (0 < max_depth < 1):
@@ -321,6 +466,7 @@ cdef class Quoter:
         cdef double micro_ticks, tick_frac, depth_floor, unit, q_hat, drift_shift
         cdef double db, da, p, m, cb, ca
         cdef GlftSide gb, ga
+        cdef _Grid grid
         self.n_bid = 0
         self.n_ask = 0
         rc = _validate(q, self.px_scale)
@@ -339,14 +485,18 @@ cdef class Quoter:
             self.cap_ask = 0.0
             return rc
         micro_ticks = q.microprice * self.px_scale
-        tick_frac = grid_unit(floor_tol(micro_ticks), self.px_decimals) / micro_ticks
+        _grid_init(&grid, self.px_decimals)
+        tick_frac = hlq_grid_unit(_grid_exp(&grid, _floor_tol(micro_ticks))) / micro_ticks
         depth_floor = _dmax(_dmax(q.min_spread, tick_frac), q.fee_maker + 0.5e-4)
         unit = q.unit_size
         if not (isfinite(unit) and unit > 0.0):
             unit = self.min_notional * self.min_notional_safety / q.microprice
         q_hat = q.position / unit
         gb = glft_c(q.gamma, q.sigma, q.A, q.kappa_bid, 1.0, q.fee_maker, q.glft_mode)
-        ga = glft_c(q.gamma, q.sigma, q.A, q.kappa_ask, 1.0, q.fee_maker, q.glft_mode)
+        if q.kappa_ask == q.kappa_bid:      # a pure function of the same arguments
+            ga = gb
+        else:
+            ga = glft_c(q.gamma, q.sigma, q.A, q.kappa_ask, 1.0, q.fee_maker, q.glft_mode)
         self.half_spread_bid = gb.half_spread * q.half_spread_mult
         self.half_spread_ask = ga.half_spread * q.half_spread_mult
         self.skew_bid = gb.skew * q.skew_mult
@@ -384,10 +534,21 @@ cdef class Quoter:
 
     cdef int _side(self, int side, double delta1, double kappa, double size_total,
                    double hard_cap, double micro_ticks, QuoteInputs* q) noexcept:
-        cdef int K = self.levels, k_used, n, i, worst, alive
-        cdef int pd = self.px_decimals
+        # Hot loop: scratch arrays through locals (with -fno-strict-aliasing every store through
+        # self's arrays would otherwise reload the pointers), the grid unit kept per decade.
+        cdef int K = self.levels, k_used, m, n, i, worst, alive
         cdef int64_t total_lots, min_size_lots, guard, px, lots
+        cdef int64_t min_value = self.min_value_scaled
         cdef double tick_frac, depth_k, ratio, d, w, weight_sum, edge_cost, min_request_lots
+        cdef double total_d, weight_epsilon = self.weight_epsilon, sz_scale = self.sz_scale
+        cdef double prefix[MAX_LEVELS]
+        cdef int lightest_upto[MAX_LEVELS]
+        cdef int lightest
+        cdef _Grid grid
+        cdef int64_t* px_a = self._px
+        cdef double* depth_a = self._depth
+        cdef double* weight_a = self._weight
+        cdef signed char* alive_a = self._alive
         cdef int64_t* out_px
         cdef int64_t* out_lots
         cdef double* out_sz
@@ -400,30 +561,31 @@ cdef class Quoter:
         if not (delta1 <= self.max_depth):
             empty[0] = SIDE_TOO_DEEP
             return 0
+        _grid_init(&grid, self.px_decimals)
         if side > 0:
-            guard = floor_valid(q.best_ask - 1, pd)     # post-only: strictly below the best ask
-            px = floor_valid(floor_tol(micro_ticks * (1.0 - delta1)), pd)
+            guard = _grid_floor(&grid, q.best_ask - 1)     # post-only: strictly below the best ask
+            px = _grid_floor(&grid, _floor_tol(micro_ticks * (1.0 - delta1)))
             if px > guard:
                 px = guard
             if px <= 0:
                 empty[0] = SIDE_NO_PRICE
                 return 0
         else:
-            guard = ceil_valid(q.best_bid + 1, pd)      # post-only: strictly above the best bid
-            px = ceil_valid(ceil_tol(micro_ticks * (1.0 + delta1)), pd)
+            guard = _grid_ceil(&grid, q.best_bid + 1)      # post-only: strictly above the best bid
+            px = _grid_ceil(&grid, _ceil_tol(micro_ticks * (1.0 + delta1)))
             if px < guard:
                 px = guard
-        total_lots = floor_tol(_dmin(size_total * self.sz_scale, MAX_LOTS))
+        total_lots = _floor_tol(_dmin(size_total * sz_scale, MAX_LOTS))
         # the touch level's minimum in lots, rounded UP: a bid sits below the microprice, so the
         # minimum at the microprice floored to the lot is always short of the $10 x safety value
-        min_size_lots = (self.min_value_scaled + px - 1) // px
+        min_size_lots = (min_value + px - 1) // px
         if total_lots < min_size_lots:
             # a side total of one minimum-size order (section 8's fallback) is quoted as one level
             # rounded up to a valid size, as long as the position and exchange limits hold it
-            min_request_lots = (self.min_notional * self.min_notional_safety * self.sz_scale
+            min_request_lots = (self.min_notional * self.min_notional_safety * sz_scale
                                 / q.microprice)
-            if (size_total * self.sz_scale >= min_request_lots * (1.0 - 1e-9)
-                    and floor_tol(_dmin(hard_cap * self.sz_scale, MAX_LOTS)) >= min_size_lots):
+            if (size_total * sz_scale >= min_request_lots * (1.0 - 1e-9)
+                    and _floor_tol(_dmin(hard_cap * sz_scale, MAX_LOTS)) >= min_size_lots):
                 total_lots = min_size_lots
                 self.n_min_rounded += 1
             else:
@@ -435,64 +597,61 @@ cdef class Quoter:
             k_used = <int>(total_lots // min_size_lots)
 
         # geometric depths delta1 .. delta_K (spacing fixed by K so fewer levels stay near the touch)
-        tick_frac = grid_unit(floor_tol(micro_ticks), pd) / micro_ticks
+        tick_frac = hlq_grid_unit(_grid_exp(&grid, _floor_tol(micro_ticks))) / micro_ticks
         depth_k = _dmin(_dmax(5.0 * delta1, delta1 + K * tick_frac), self.max_depth)
         ratio = pow(depth_k / delta1, 1.0 / (K - 1)) if K > 1 else 1.0
         edge_cost = q.adverse_sel + q.fee_maker
-        n = 0
+        # 1) each level's depth, price and exp argument (level i in slot i of the scratch arrays)
+        m = 0
         d = delta1
         for i in range(k_used):
             if i > 0:
                 d = d * ratio
             if side > 0:
-                px = floor_valid(floor_tol(micro_ticks * (1.0 - d)), pd)
+                px = _grid_floor(&grid, _floor_tol(micro_ticks * (1.0 - d)))
                 if px > guard:
                     px = guard
                 if px <= 0:
                     break
             else:
-                px = ceil_valid(ceil_tol(micro_ticks * (1.0 + d)), pd)
+                px = _grid_ceil(&grid, _ceil_tol(micro_ticks * (1.0 + d)))
                 if px < guard:
                     px = guard
-            # sizes follow lambda(d) x edge; A cancels in the normalisation
-            w = exp(-kappa * (d - delta1)) * _dmax(d - edge_cost, self.weight_epsilon)
-            if n > 0 and self._px[n - 1] == px:         # collapsed onto the previous price: merge
-                self._weight[n - 1] += w
+            px_a[i] = px
+            depth_a[i] = d
+            weight_a[i] = -kappa * (d - delta1)
+            m += 1
+        # 2) the exp calls back to back, where the CPU can overlap them (their latency dominated
+        # the ladder when they sat between the rounding steps).  At the touch d == delta1 and
+        # exp(-0.0) is exactly 1: no call.
+        for i in range(1, m):
+            weight_a[i] = exp(weight_a[i])
+        # 3) sizes follow lambda(d) x edge (A cancels in the normalisation); a level whose price
+        # collapsed onto the previous one merges into it.  Compaction in place: slot n <= i.
+        n = 0
+        for i in range(m):
+            px = px_a[i]
+            d = depth_a[i]
+            w = _dmax(d - edge_cost, weight_epsilon)
+            if i > 0:
+                w = weight_a[i] * w
+            if n > 0 and px_a[n - 1] == px:
+                weight_a[n - 1] += w
                 continue
-            self._px[n] = px
-            self._depth[n] = d
-            self._weight[n] = w
-            self._min_lots[n] = (self.min_value_scaled + px - 1) // px
-            self._alive[n] = 1
+            px_a[n] = px
+            depth_a[n] = d
+            weight_a[n] = w
+            alive_a[n] = 1
             n += 1
 
-        # drop the lightest level that cannot reach the minimum value, give its mass to the rest
-        alive = n
-        while True:
-            weight_sum = 0.0
-            for i in range(n):
-                if self._alive[i]:
-                    weight_sum += self._weight[i]
-            if not weight_sum > 0.0:
-                empty[0] = SIDE_BELOW_MIN
-                return 0
-            worst = -1
-            for i in range(n):
-                if not self._alive[i]:
-                    continue
-                lots = floor_tol(total_lots * self._weight[i] / weight_sum)   # w/w may be 1 - 1ulp
-                self._lots[i] = lots
-                if lots < self._min_lots[i]:
-                    if worst < 0 or self._weight[i] <= self._weight[worst]:
-                        worst = i
-            if worst < 0:
-                break
-            self._alive[worst] = 0
-            alive -= 1
-            if alive == 0:      # unreachable: total_lots >= k_used x the touch minimum (see above)
-                empty[0] = SIDE_BELOW_MIN
-                return 0
-
+        # Drop the lightest level that cannot reach the minimum value and give its mass to the rest,
+        # until every level left reaches it.  Each pass's weight sum is the alive weights added in
+        # index order, as a fresh sum; the running sums and running lightest levels are kept per
+        # level, so a drop redoes only the levels after it (bit-identical).  The level dropped is
+        # the lightest short one (ties: the highest index): when the lightest level of all is
+        # short it is that one, found without sizing the others, else a full pass sizes every
+        # level and picks it as before.
+        weight_sum = _running_scan(weight_a, alive_a, prefix, lightest_upto, 0, n)
         if side > 0:
             out_px = self.bid_px_c
             out_lots = self.bid_lots_c
@@ -503,14 +662,43 @@ cdef class Quoter:
             out_lots = self.ask_lots_c
             out_sz = self.ask_sz_c
             out_depth = self.ask_depth_c
-        k_used = 0
-        for i in range(n):
-            if self._alive[i]:
-                out_px[k_used] = self._px[i]
-                out_lots[k_used] = self._lots[i]
-                out_sz[k_used] = self._lots[i] / self.sz_scale
-                out_depth[k_used] = self._depth[i]
-                k_used += 1
+        total_d = <double>total_lots
+        alive = n
+        while True:
+            if not weight_sum > 0.0:
+                empty[0] = SIDE_BELOW_MIN
+                return 0
+            worst = -1
+            lightest = lightest_upto[n - 1]       # >= 0: some alive weight makes the sum > 0
+            if lightest >= 0 and hlq_below_min(_floor_tol(total_d * weight_a[lightest] / weight_sum),
+                                               px_a[lightest], min_value):
+                worst = lightest
+            else:
+                # the full pass writes the outputs as it goes: when it finds no short level they
+                # are the result (entries past the count are scratch, as the contract says)
+                k_used = 0
+                for i in range(n):
+                    if not alive_a[i]:
+                        continue
+                    lots = _floor_tol(total_d * weight_a[i] / weight_sum)   # w/w may be 1 - 1ulp
+                    out_px[k_used] = px_a[i]
+                    out_lots[k_used] = lots
+                    out_sz[k_used] = lots / sz_scale
+                    out_depth[k_used] = depth_a[i]
+                    k_used += 1
+                    # lots < ceil(min_value / px): the level is short of the minimum order value
+                    if hlq_below_min(lots, px_a[i], min_value):
+                        if worst < 0 or weight_a[i] <= weight_a[worst]:
+                            worst = i
+            if worst < 0:
+                break
+            alive_a[worst] = 0
+            alive -= 1
+            if alive == 0:      # unreachable: total_lots >= k_used x the touch minimum (see above)
+                empty[0] = SIDE_BELOW_MIN
+                return 0
+            weight_sum = _running_scan(weight_a, alive_a, prefix, lightest_upto, worst, n)
+
         return k_used
 
     # ---- Python API (tests, orchestration) ----

@@ -36,6 +36,7 @@ from hlfast.simvenue import SIGNATURE_PLACEHOLDER, SimClock, SimConnection, SimG
 from hlfast.venue.ledger import Fees
 from hlfast.venue.market import DEFAULT_COINS, CoinSpec
 from hlfast.venue.replay import scan_coins
+from hlfast.venue.synthetic import SyntheticParams, SyntheticSource
 
 log = logging.getLogger("hlfast.backtest")
 
@@ -143,14 +144,13 @@ def load_frames(path: str) -> MarketData:
 
 
 def synthetic_frames(coin: str = "BTC", seed: int = 1, seconds: float = 120.0, block_ms: int = 100,
-                     start_ms: int = 1_735_689_600_000) -> MarketData:
+                     start_ms: int = 1_735_689_600_000, params: SyntheticParams | None = None) -> MarketData:
     """A seeded synthetic market (hlfast.venue.synthetic) as recorded frames: per block, one ``trades``
     frame (the block's trades) 1 ms before its ``l2Book`` snapshot, stamped with the block time."""
     from hlfast.venue.market import LIQUIDATOR_ADDRESS, px_to_wire, sz_to_wire
-    from hlfast.venue.synthetic import SyntheticSource
 
     spec = DEFAULT_COINS[coin]
-    source = SyntheticSource([spec], seed=seed, block_ms=block_ms, start_ms=start_ms)
+    source = SyntheticSource([spec], seed=seed, block_ms=block_ms, start_ms=start_ms, params=params)
     crowd = "0x" + "11" * 20
     frames: list[tuple[int, bytes]] = []
     tid = 0

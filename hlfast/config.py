@@ -106,6 +106,10 @@ SCHEMA: dict[str, tuple[str, list[Option]]] = {
         _o("kappa_prior", float, 2000.0, "fill-intensity decay κ prior (per fractional depth)", 50, 1e5),
         _o("a_prior", float, 1.0, "fill intensity at zero depth A prior (fills/s)", 1e-3, 1e3),
         _o("min_notional_safety", float, 1.5, "each level's value ≥ $10 × this", 1, 10),
+        _o("kappa_blend", bool, True, "before the κ/A fit is ready (60 s), blend a provisional fit with the priors "
+           "by window coverage instead of quoting on the priors (false = algorithms.md §4 as written)"),
+        _o("drift_shrink", bool, True, "shrink the drift estimate toward 0 by its own noise (James–Stein), so "
+           "sampling noise does not skew the quotes (false = the raw EWMA drift)"),
     ]),
     "impulse": ("Statistical impulse control (algorithms.md §10–§11).", [
         _o("enabled", bool, True, "filter updates by fill-probability gain and gate them by the token budget"),

@@ -350,8 +350,8 @@ class Engine:
         self.pipeline = Pipeline(
             self.book, quoter=self.quoter, reconciler=self.reconciler, tape=self.tape, router=self.router,
             vol=Volatility(prior=q.sigma_prior),
-            drift=Drift(),
-            fill_intensity=FillIntensity(self.book.unit, kappa0=q.kappa_prior, a0=q.a_prior),
+            drift=Drift(shrink=q.drift_shrink),
+            fill_intensity=FillIntensity(self.book.unit, kappa0=q.kappa_prior, a0=q.a_prior, blend=q.kappa_blend),
             cascade=CascadeDetector(baseline_half_life=cfg.risk.cascade_baseline_half_life_s,
                                     cooldown_s=cfg.risk.cascade_cooldown_s),
             latency=LatencyEwma(),

@@ -361,7 +361,8 @@ def staged_on_frame(Pipeline p, object raw, long long recv_ns, long long[::1] ou
 
 
 def load_stage_helper() -> Any:
-    """Compile the stage helper against the in-place build (cached by source hash; a few seconds once)."""
+    """Compile the stage helper against the in-place build (a few seconds once; cached by its source, the
+    kernels' .pxd files and their built modules)."""
     from Cython.Build import cythonize
     from setuptools import Distribution, Extension
 
@@ -371,6 +372,9 @@ def load_stage_helper() -> Any:
         if name.endswith(".pxd"):
             with open(os.path.join(ROOT, "cext", name), "rb") as fh:
                 digest.update(fh.read())
+        elif name.endswith(".pyx"):  # the kernel as built: after a rebuild the helper is rebuilt too
+            stat = os.stat(importlib.import_module(f"hlfast.{name[:-4]}").__file__)
+            digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     tag = digest.hexdigest()[:16]
     work = os.path.join(tempfile.gettempdir(), f"hlfast_stage_helper_{tag}")
     module = f"stage_helper_{tag}"

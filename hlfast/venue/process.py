@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import select
@@ -22,6 +23,7 @@ from hlfast.venue.server import VenueConfig, VenueServer, build_venue
 
 log = logging.getLogger("hlfast.venue")
 READY_TIMEOUT_S = 60.0
+PR_SET_PDEATHSIG = 1  # prctl option: signal to receive when the parent dies
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -60,9 +62,22 @@ async def _serve(config: VenueConfig, host: str, port: int, on_ready: Callable[[
         await runner.cleanup()
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """End this process when the one that started it dies, even by SIGKILL (Linux: PR_SET_PDEATHSIG).
+
+    The child runs in its own session so that a terminal Ctrl-C spares it; without this, a parent killed
+    outright would leave it serving (and holding its port) forever."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(0)
+
+
 def _child_entry() -> None:
     """Entry point of the child process: config as JSON on stdin, "READY <port>" on stdout once serving."""
     config = orjson.loads(sys.stdin.buffer.read())
+    _die_with_parent(config.pop("parent_pid"))
     host, port = config.pop("host"), config.pop("port")
     config["fees"] = Fees(*config["fees"])
     config["accounts"] = [tuple(a) for a in config["accounts"]]
@@ -126,7 +141,7 @@ class VenueProcess:
             raise RuntimeError("venue already started")
         config = asdict(self.config)
         config["fees"] = [self.config.fees.maker, self.config.fees.taker]
-        config.update(host=self.host, port=self.port)
+        config.update(host=self.host, port=self.port, parent_pid=os.getpid())
         env = dict(os.environ)
         paths = [p or os.getcwd() for p in sys.path]
         env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *paths])

@@ -200,8 +200,9 @@ class FillIntensityRef:
     """
 
     def __init__(self, unit: float, kappa0: float = 2000.0, a0: float = 1.0, window: float = 600.0,
-                 step: float = 0.1, n_bins: int = 70) -> None:
+                 step: float = 0.1, n_bins: int = 70, blend: bool = True, min_window: float = 60.0) -> None:
         self.unit, self.kappa0, self.a0, self.window, self.step, self.n_bins = unit, kappa0, a0, window, step, n_bins
+        self.blend, self.min_window = blend, min_window
         self.window_steps = max(1, math.floor(window / step + 0.5))
         self.mids: list[tuple[int, float]] = []      # (step, mid) in arrival order
         self.trades: list[tuple[int, float, int, float | None]] = []  # (step, px, side, step-start mid)
@@ -253,7 +254,8 @@ class FillIntensityRef:
         covered = min(self.last_step - (self.first_step or 0), self.window_steps) * self.step
         mid = self.mids[-1][1]
         tick_frac = self.unit / mid
-        out: dict[str, float] = {"kappa": self.kappa0, "A": self.a0, "ready": False, "confidence": 0.0}
+        out: dict[str, float] = {"kappa": self.kappa0, "A": self.a0, "ready": False, "confidence": 0.0,
+                                 "weight": 0.0}
 
         def side_fit(cnt: list[float]) -> tuple[int, float, float, float]:
             pts = [((j + 0.5) * tick_frac, math.log(c / covered)) for j, c in enumerate(cnt) if c > 0]
@@ -263,12 +265,17 @@ class FillIntensityRef:
             return len(pts), k, la, r2
 
         m, k, la, r2 = side_fit([0.5 * (a + b) for a, b in zip(cb, cs, strict=True)])
-        if m >= 3 and covered >= 60.0:
+        if m >= 3 and covered >= self.min_window:
             out.update(kappa=_clamp(k, 50.0, 1e5), A=_clamp(math.exp(la), 1e-3, 1e3), ready=True,
-                       confidence=_clamp(r2, 0.0, 1.0) * min(1.0, covered / self.window))
+                       confidence=_clamp(r2, 0.0, 1.0) * min(1.0, covered / self.window), weight=1.0)
+        elif self.blend and m >= 3 and k > 0.0 and cb[0] + cs[0] >= 20:
+            # shrinkage towards the prior: geometric mean with weight covered / min_window
+            w = covered / self.min_window
+            out.update(kappa=self.kappa0 ** (1.0 - w) * _clamp(k, 50.0, 1e5) ** w,
+                       A=self.a0 ** (1.0 - w) * _clamp(math.exp(la), 1e-3, 1e3) ** w, weight=w)
         for name, cnt in (("ask", cb), ("bid", cs)):
             m, k, la, _ = side_fit(cnt)
-            if m >= 3 and covered >= 60.0:
+            if m >= 3 and covered >= self.min_window:
                 out[f"kappa_{name}"] = _clamp(k, 50.0, 1e5)
                 out[f"A_{name}"] = _clamp(math.exp(la), 1e-3, 1e3)
             else:
@@ -372,8 +379,11 @@ class CascadeDetectorRef:
 
 
 class DriftRef:
-    def __init__(self, half_life: float = 10.0) -> None:
+    def __init__(self, half_life: float = 10.0, shrink: bool = True) -> None:
         self.tau = half_life / LN2
+        self.shrink = shrink
+        self.mu_raw = 0.0
+        self.var_rate = 0.0
         self.mu = 0.0
         self.prev: tuple[float, float] | None = None
 
@@ -387,7 +397,15 @@ class DriftRef:
         dt = t - self.prev[0]
         if dt <= 0:
             return self.mu
-        self.mu += (1.0 - math.exp(-dt / self.tau)) * ((lp - self.prev[1]) / dt - self.mu)
+        x = (lp - self.prev[1]) / dt
+        alpha = 1.0 - math.exp(-dt / self.tau)
+        self.mu_raw += alpha * (x - self.mu_raw)
+        self.var_rate += alpha * (x * x * dt - self.var_rate)
+        noise_var = self.var_rate / (2.0 * self.tau)  # sampling variance of mu_raw with no drift
+        if not self.shrink:
+            self.mu = self.mu_raw
+        else:  # positive-part James–Stein
+            self.mu = self.mu_raw * max(0.0, 1.0 - noise_var / self.mu_raw**2) if self.mu_raw**2 > noise_var else 0.0
         self.prev = (t, lp)
         return self.mu
 

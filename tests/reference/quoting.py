@@ -187,7 +187,9 @@ DEFAULTS = dict(sigma=2.5e-4, A=1.0, kappa_bid=2000.0, kappa_ask=None, drift=0.0
 
 def quote(sz_decimals: int, levels: int = 25, min_notional: float = 10.0,
           min_notional_safety: float = 1.5, max_depth: float = 0.02, weight_epsilon: float = 1e-6,
-          **inputs) -> Ladder:
+          drops: list | None = None, **inputs) -> Ladder:
+    """Both sides of the ladder; drops, if given, collects (side, level, was_lightest) for every
+    level the minimum-value loop removed, in order."""
     q = dict(DEFAULTS)
     q.update(inputs)
     if q["kappa_ask"] is None:
@@ -240,7 +242,7 @@ def quote(sz_decimals: int, levels: int = 25, min_notional: float = 10.0,
         total = out.cap_bid if side > 0 else out.cap_ask
         levels_out, depths_out, empty = _side(side, delta1, kappa, total, hard[side], micro_ticks, q, levels,
                                               pd, sz_scale, min_value, min_value_scaled, max_depth,
-                                              weight_epsilon)
+                                              weight_epsilon, drops)
         if side > 0:
             out.bids, out.bid_depths, out.bid_empty = levels_out, depths_out, empty
         else:
@@ -249,7 +251,7 @@ def quote(sz_decimals: int, levels: int = 25, min_notional: float = 10.0,
 
 
 def _side(side, delta1, kappa, total, hard_cap, micro_ticks, q, K, pd, sz_scale, min_value, min_value_scaled,
-          max_depth, weight_epsilon):
+          max_depth, weight_epsilon, drops=None):
     if not total > 0:
         return [], [], SIDE_NO_SIZE
     if not delta1 <= max_depth:
@@ -309,6 +311,9 @@ def _side(side, delta1, kappa, total, hard_cap, micro_ticks, q, K, pd, sz_scale,
                 worst = i
         if worst < 0:
             break
+        if drops is not None:
+            lightest = min((i for i in range(len(levels)) if alive[i]), key=lambda i: (levels[i][2], -i))
+            drops.append((side, worst, worst == lightest))
         alive[worst] = False
         if not any(alive):
             return [], [], SIDE_BELOW_MIN
