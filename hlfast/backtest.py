@@ -31,6 +31,7 @@ from hlfast.estimators import CascadeDetector
 from hlfast.keys import PrivateKey
 from hlfast.pipeline import Pipeline
 from hlfast.recording import iter_frames
+from hlfast.replay import STOP_BEFORE, STOP_END, STOP_ENGINE, QuietRunner
 from hlfast.signer import Signer
 from hlfast.simvenue import SIGNATURE_PLACEHOLDER, SimClock, SimConnection, SimGateway, SimHttp, SimVenue
 from hlfast.venue.ledger import Fees
@@ -199,6 +200,7 @@ class Options:
     progress: bool = False
     label: str = ""
     fast_path: bool = True  # False: the venue decodes every frame and applies it with its own code
+    quiet_runs: bool = True  # with fast_path: runs of quiet trade frames through venue and pipeline in C
 
 
 @dataclass
@@ -243,6 +245,7 @@ class Backtest:
                                      on_sent=self._on_sent)
         self.started = False
         self.events = 0
+        self.quiet_frames = 0  # frames taken through venue and pipeline by QuietRunner
         self.wall_s = 0.0
         self.t_first = data.frames[0][0] / 1e9
         self.t_last = self.t_first
@@ -284,30 +287,58 @@ class Backtest:
         gc_was = gc.isenabled()
         gc.collect()
         gc.disable()
-        # per frame: a handful of Python operations besides the venue's and the engine's own work
+        # per frame: a handful of Python operations besides the venue's and the engine's own work; runs of
+        # quiet trade frames go through venue and pipeline in C (QuietRunner) when the fast path is on
         to_venue, to_engine = sim.to_venue, sim.to_engine
-        on_market_frame = sim.on_market_frame
+        on_market_frame, after_scan = sim.on_market_frame, sim.after_scan
         on_market, timers = eng._on_market_frame, eng._next
         sample_book, deliver_until = self._sample_book, self._deliver_until
+        quiet = QuietRunner(frames, burst_ns) if self.opt.fast_path and self.opt.quiet_runs else None
+        book, scanner = sim.book, sim.scanner
+        chunk = 4096 if progress is not None else n
         events = 0
+        i = 0
         t0 = time.perf_counter()
         try:
-            for i in range(n):
-                ns, raw = frames[i]
-                if to_venue or to_engine:
-                    deliver_until(ns)
-                clock.now_ns = ns
-                out = on_market_frame(raw)
-                if out is None:
-                    continue
-                events += 1
-                if not self.started:
-                    if not sim.has_book:
+            while i < n:
+                stop = STOP_BEFORE
+                if quiet is not None and self.started:
+                    due = min(to_venue[0][0] if to_venue else INF_NS, to_engine[0][0] if to_engine else INF_NS)
+                    i = quiet.run(i, min(n, i + chunk), due, min(timers["hk"], next_sample), scanner,
+                                  book.levels, book.traded_at, eng.pipeline)
+                    if quiet.noted:
+                        events += quiet.noted
+                        clock.now_ns = quiet.last_ns
+                        sim.trades_noted(quiet.noted)
+                    stop = quiet.stop
+                    if stop == STOP_END:
+                        if progress is not None:
+                            progress.update(i, frames[i - 1][0])
                         continue
-                    eng.setup()
-                    self.started = True
-                next_ns = frames[i + 1][0] if i + 1 < n else INF_NS
-                on_market(out, ns, next_ns - ns > burst_ns)
+                ns, raw = frames[i]
+                if stop >= STOP_ENGINE:  # frame i went through venue and pipeline in C
+                    out = raw
+                    if stop == STOP_ENGINE:
+                        eng._after_market_frame(quiet.n_actions, ns)
+                else:
+                    if stop == STOP_BEFORE:
+                        if to_venue or to_engine:
+                            deliver_until(ns)
+                        clock.now_ns = ns
+                        out = on_market_frame(raw)
+                    else:  # STOP_SCANNED: the venue's scanner applied it already
+                        clock.now_ns = ns
+                        out = after_scan(quiet.scan_kind, raw)
+                    if out is None or not (self.started or sim.has_book):
+                        events += out is not None
+                        i += 1
+                        continue
+                    events += 1
+                    if not self.started:
+                        eng.setup()
+                        self.started = True
+                    next_ns = frames[i + 1][0] if i + 1 < n else INF_NS
+                    on_market(out, ns, next_ns - ns > burst_ns)
                 now = ns / 1e9
                 if now >= timers["hk"]:  # BacktestEngine.tick_housekeeping, inlined
                     eng._housekeeping(now)
@@ -318,10 +349,12 @@ class Backtest:
                     self._sample_path(now)
                 if progress is not None and (i & 255) == 0:
                     progress.update(i, ns)
+                i += 1
             deliver_until(INF_NS - 1)
         finally:
             self.wall_s = time.perf_counter() - t0
             self.events = events
+            self.quiet_frames = quiet.total_noted if quiet is not None else 0
             if gc_was:
                 gc.enable()
             if progress is not None:

@@ -645,9 +645,16 @@ class Engine:
     def _on_market_frame(self, raw: bytes, recv_ns: int, run_cycle: bool = True) -> None:
         p = self.pipeline
         n = p.on_frame(raw, recv_ns, run_cycle)  # route + estimators + quote + reconcile, all in C
+        if n > 0 or p.channel in (CH_PONG, CH_MALFORMED):
+            self._after_market_frame(n, recv_ns)
+
+    def _after_market_frame(self, n: int, recv_ns: int) -> None:
+        """What a market frame leaves to Python: its n actions, a pong, a malformed frame.
+
+        (Market-data frames are counted, and their time kept, by the pipeline.)"""
         if n > 0:
             self._send_actions(n, recv_ns)
-        ch = p.channel  # market-data frames are counted, and their time kept, by the pipeline
+        ch = self.pipeline.channel
         if ch == CH_PONG:
             self.md.on_pong()
         elif ch == CH_MALFORMED:

@@ -194,18 +194,28 @@ class SimVenue:
         orders merged in, or None for a frame the venue does not carry (other channels, other coins)."""
         if self.fast_path:
             book = self.book
-            kind = self.scanner.scan_apply(raw, book.levels, book.traded_at)
-            if kind == TRADES_NOTED:
-                # trades that reach none of our orders: their volume is noted for the queue model and the
-                # last trade price moves, as MatchingEngine.on_block does with them (tested equal)
-                self.stats.market_frames += 1
-                self.matching.now_ms = self.clock.now_ns // 1_000_000
-                book.time_ms = self.scanner.time_ms
-                book.last_trade_px = self.scanner.last_px / book.px_scale
-                return raw
-            if kind == BOOK:
-                return self._scanned_book(raw)
+            return self.after_scan(self.scanner.scan_apply(raw, book.levels, book.traded_at), raw)
         return self._decoded_frame(raw)
+
+    def after_scan(self, kind: int, raw: bytes) -> bytes | None:
+        """on_market_frame's rest once the scanner has applied raw (kind: what scan_apply returned)."""
+        if kind == TRADES_NOTED:
+            self.trades_noted(1)
+            return raw
+        if kind == BOOK:
+            return self._scanned_book(raw)
+        return self._decoded_frame(raw)
+
+    def trades_noted(self, frames: int) -> None:
+        """Bookkeeping of the last `frames` trade frames the scanner noted, at the current time.
+
+        Trades that reach none of our orders: their volume was noted for the queue model by the scanner,
+        and the last trade price moves, as MatchingEngine.on_block does with them (tested equal)."""
+        self.stats.market_frames += frames
+        self.matching.now_ms = self.clock.now_ns // 1_000_000
+        book = self.book
+        book.time_ms = self.scanner.time_ms
+        book.last_trade_px = self.scanner.last_px / book.px_scale
 
     def _scanned_book(self, raw: bytes) -> bytes:
         """A snapshot read by the scanner: MatchingEngine.on_block's snapshot install, then publication."""

@@ -414,7 +414,7 @@ def test_fast_and_general_paths_leave_the_venue_in_the_same_state(scenario, queu
 
 def test_fast_path_handles_the_rows_the_general_path_would(converted_binance, active_config):
     # the converted capture with quotes near the touch: fills, merged books and crossing snapshots
-    opt = Options(latency_ms=20.0, cascade="liquidations")
+    opt = Options(latency_ms=20.0, cascade="liquidations", quiet_runs=False)  # every frame through Python
     runs = []
     for fast in (True, False):
         bt = Backtest(active_config, converted_binance, BTC, replace(opt, fast_path=fast))
@@ -444,3 +444,23 @@ def test_account_sync_interval_is_the_configured_one(synthetic, interval_s):
     bt.run()
     periodic = [b - a for a, b in zip(synced[1:], synced[2:], strict=False)]  # after the start-up sync
     assert periodic and all(interval_s <= gap < interval_s + 0.2 for gap in periodic), periodic
+
+
+@pytest.mark.parametrize("which", ["capture", "synthetic"])
+def test_quiet_runs_in_c_change_nothing(which, converted_binance, synthetic, active_config):
+    # runs of quiet trade frames through venue and pipeline in C (QuietRunner) vs every frame in Python
+    data = converted_binance if which == "capture" else synthetic
+    runs = []
+    for quiet in (True, False):
+        bt = Backtest(active_config, data, BTC, Options(latency_ms=20.0, cascade="liquidations", quiet_runs=quiet))
+        bt.summary = bt.run()
+        runs.append(bt)
+    fast, slow = runs
+    strip = lambda s: {k: v for k, v in s.items() if k not in WALL_KEYS}  # noqa: E731
+    assert strip(fast.summary) == strip(slow.summary)
+    assert fast.log.actions == slow.log.actions and fast.sim.stats == slow.sim.stats
+    assert [(f.t, f.side, f.px, f.sz, f.oid) for f in fast.sim.fills] == \
+        [(f.t, f.side, f.px, f.sz, f.oid) for f in slow.sim.fills]
+    assert fast.summary["actions_total"] > 0 and (fast.summary["fills"] > 0 or which == "capture")
+    assert fast.engine.pipeline.md_frames == slow.engine.pipeline.md_frames == fast.summary["events"]
+    assert fast.quiet_frames > 0 and slow.quiet_frames == 0
