@@ -7,8 +7,9 @@ Python layer.  Malformed frames are counted by reason and never raise.
 
 The hot frames are first offered to a C scanner that reads the raw bytes directly
 (no Python object per level or trade).  It accepts only a strict subset of JSON --
-plain ASCII strings without escapes, 64-bit integers without fraction or exponent,
-the known keys of each object once each, "channel" before "data" -- and only frames
+that of hlfast.jsonscan (printable ASCII strings without escapes, canonical integers of
+at most 18 digits) with any whitespace, the known keys of each object once each,
+"channel" before "data" -- and only frames
 the kernels would apply in full.  Anything else (other channels, unknown keys,
 rejects of any kind, other coins) leaves every state untouched and takes the orjson
 path, which decides exactly as before.
@@ -16,7 +17,6 @@ path, which decides exactly as before.
 
 from libc.math cimport INFINITY, isfinite
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp
 from orjson import loads as _loads
 
 from hlfast.book cimport BOOK_REJ_WRONG_COIN, Book
@@ -37,6 +37,19 @@ from hlfast.decimal cimport (
     c_str_len,
     dec_parse_double,
     dec_parse_scaled,
+)
+from hlfast.jsonscan cimport (
+    JS_ANY_WS,
+    js_empty,
+    js_eq,
+    js_integer,
+    js_is,
+    js_key,
+    js_literal,
+    js_next,
+    js_open,
+    js_string,
+    js_ws,
 )
 from hlfast.tape cimport Tape
 
@@ -95,92 +108,11 @@ cdef inline bint _other_coin(PyObject* obj, str coin) noexcept:
     return <object>c != coin
 
 
-# ---- raw-frame scanner: strict JSON subset over (p, end) byte ranges --------------------------
-# Value readers start on the value's first byte and return the position just past it, or
-# NULL when the input is outside the subset (the caller then falls back to orjson).
+# ---- raw-frame scanner: the strict JSON subset of hlfast.jsonscan, any whitespace --------------
+# Readers start on the value's first byte and return the position just past it, or NULL when
+# the input is outside the subset (the caller then falls back to orjson).
 
 cdef long long INT_N_MAX = 2147483647LL
-
-
-cdef inline const char* _skip_ws(const char* p, const char* end) noexcept nogil:
-    while p < end and (p[0] == c' ' or p[0] == c'\n' or p[0] == c'\r' or p[0] == c'\t'):
-        p += 1
-    return p
-
-
-cdef inline const char* _string(const char* p, const char* end, const char** s,
-                                Py_ssize_t* n) noexcept nogil:
-    """A string of printable ASCII without escapes; s/n receive its content."""
-    cdef const char* q
-    cdef unsigned char c
-    if p >= end or p[0] != c'"':
-        return NULL
-    q = p + 1
-    while q < end:
-        c = <unsigned char>q[0]
-        if c == 34:  # closing quote
-            s[0] = p + 1
-            n[0] = q - p - 1
-            return q + 1
-        if c == 92 or c < 32 or c >= 128:  # escape, control byte, non-ASCII
-            return NULL
-        q += 1
-    return NULL
-
-
-cdef inline const char* _key(const char* p, const char* end, const char** k,
-                             Py_ssize_t* kn) noexcept nogil:
-    """An object key and its colon; returns the start of the value."""
-    p = _string(p, end, k, kn)
-    if p == NULL:
-        return NULL
-    p = _skip_ws(p, end)
-    if p >= end or p[0] != c':':
-        return NULL
-    return _skip_ws(p + 1, end)
-
-
-cdef inline const char* _next_member(const char* p, const char* end, char close,
-                                     bint* done) noexcept nogil:
-    """After a value: ',' (done = False, returns the next member) or ``close`` (done = True)."""
-    p = _skip_ws(p, end)
-    if p >= end:
-        return NULL
-    if p[0] == close:
-        done[0] = True
-        return p + 1
-    if p[0] != c',':
-        return NULL
-    done[0] = False
-    return _skip_ws(p + 1, end)
-
-
-cdef inline const char* _integer(const char* p, const char* end, long long* out) noexcept nogil:
-    """A JSON integer of at most 18 digits (orjson makes it an int that fits int64)."""
-    cdef bint negative = False
-    cdef long long v = 0
-    cdef int digits = 0
-    cdef unsigned int d
-    if p < end and p[0] == c'-':
-        negative = True
-        p += 1
-    while p < end:
-        d = <unsigned int>(<unsigned char>p[0]) - 48u
-        if d > 9u:
-            break
-        if digits == 18 or (digits == 1 and v == 0):  # too long for certain / leading zero
-            return NULL
-        v = v * 10 + d
-        digits += 1
-        p += 1
-    if digits == 0 or (p < end and (p[0] == c'.' or p[0] == c'e' or p[0] == c'E')):
-        return NULL
-    out[0] = -v if negative else v
-    return p
-
-
-cdef inline bint _is_key(const char* k, Py_ssize_t kn, const char* name, Py_ssize_t n) noexcept nogil:
-    return kn == n and memcmp(k, name, n) == 0
 
 
 cdef const char* _level(const char* p, const char* end, int px_decimals,
@@ -192,31 +124,31 @@ cdef const char* _level(const char* p, const char* end, int px_decimals,
     cdef long long n = 0
     cdef int seen = 0
     cdef bint done = False
-    if p >= end or p[0] != c'{':
+    p = js_open(p, end, c'{', JS_ANY_WS)
+    if p == NULL:
         return NULL
-    p = _skip_ws(p + 1, end)
     while not done:
-        p = _key(p, end, &k, &kn)
+        p = js_key(p, end, &k, &kn, JS_ANY_WS)
         if p == NULL:
             return NULL
-        if _is_key(k, kn, b"px", 2) and not seen & 1:
+        if js_is(k, kn, b"px") and not seen & 1:
             seen |= 1
-            p = _string(p, end, &s, &sn)
+            p = js_string(p, end, &s, &sn)
             if p == NULL or dec_parse_scaled(s, sn, px_decimals, px) != DEC_OK or px[0] <= 0:
                 return NULL
-        elif _is_key(k, kn, b"sz", 2) and not seen & 2:
+        elif js_is(k, kn, b"sz") and not seen & 2:
             seen |= 2
-            p = _string(p, end, &s, &sn)
+            p = js_string(p, end, &s, &sn)
             if p == NULL or dec_parse_double(s, sn, sz) != DEC_OK or not isfinite(sz[0]) or not sz[0] > 0.0:
                 return NULL
-        elif _is_key(k, kn, b"n", 1) and not seen & 4:
+        elif js_is(k, kn, b"n") and not seen & 4:
             seen |= 4
-            p = _integer(p, end, &n)
+            p = js_integer(p, end, &n)
             if p == NULL or n < 0 or n > INT_N_MAX:
                 return NULL
         else:
             return NULL
-        p = _next_member(p, end, c'}', &done)
+        p = js_next(p, end, c'}', &done, JS_ANY_WS)
         if p == NULL:
             return NULL
     if seen & 3 != 3:
@@ -225,14 +157,22 @@ cdef const char* _level(const char* p, const char* end, int px_decimals,
     return p
 
 
+cdef inline const char* _touch(const char* p, const char* end, int px_decimals, bint* has,
+                               long long* px, double* sz, int* count) noexcept nogil:
+    """One side of a bbo: null (has = False) or a level."""
+    cdef const char* q = js_literal(p, end, b"null")
+    has[0] = q == NULL
+    return _level(p, end, px_decimals, px, sz, count) if has[0] else q
+
+
 cdef const char* _side(const char* p, const char* end, int px_decimals, int capacity, bint is_bid,
                        long long* px, double* sz, int* cnt, int* count) noexcept nogil:
     """A non-empty side, strictly monotonic best first, into the given scratch arrays."""
     cdef int i = 0
     cdef bint done = False
-    if p >= end or p[0] != c'[':
+    p = js_open(p, end, c'[', JS_ANY_WS)
+    if p == NULL:
         return NULL
-    p = _skip_ws(p + 1, end)
     while not done:
         if i >= capacity:
             return NULL
@@ -242,7 +182,7 @@ cdef const char* _side(const char* p, const char* end, int px_decimals, int capa
         if i > 0 and ((is_bid and px[i] >= px[i - 1]) or (not is_bid and px[i] <= px[i - 1])):
             return NULL
         i += 1
-        p = _next_member(p, end, c']', &done)
+        p = js_next(p, end, c']', &done, JS_ANY_WS)
         if p == NULL:
             return NULL
     count[0] = i
@@ -406,30 +346,31 @@ cdef class FrameRouter:
         cdef Py_ssize_t kn, sn
         cdef int code, i
         cdef int rows = 0
+        cdef bint done
         cdef ScanBook sb
         cdef ScanTrade* row
-        p = _skip_ws(p, end)
-        if p >= end or p[0] != c'{':
-            return FR_SCAN_FALLBACK
-        p = _key(_skip_ws(p + 1, end), end, &k, &kn)
-        if p == NULL or not _is_key(k, kn, b"channel", 7):
-            return FR_SCAN_FALLBACK
-        p = _string(p, end, &s, &sn)
+        p = js_open(js_ws(p, end, JS_ANY_WS), end, c'{', JS_ANY_WS)
         if p == NULL:
             return FR_SCAN_FALLBACK
-        if _is_key(s, sn, b"l2Book", 6) and self.book is not None:
+        p = js_key(p, end, &k, &kn, JS_ANY_WS)
+        if p == NULL or not js_is(k, kn, b"channel"):
+            return FR_SCAN_FALLBACK
+        p = js_string(p, end, &s, &sn)
+        if p == NULL:
+            return FR_SCAN_FALLBACK
+        if js_is(s, sn, b"l2Book") and self.book is not None:
             code = FR_CH_L2BOOK
-        elif _is_key(s, sn, b"bbo", 3) and self.book is not None:
+        elif js_is(s, sn, b"bbo") and self.book is not None:
             code = FR_CH_BBO
-        elif _is_key(s, sn, b"trades", 6) and self.tape is not None:
+        elif js_is(s, sn, b"trades") and self.tape is not None:
             code = FR_CH_TRADES
         else:
             return FR_SCAN_FALLBACK
-        p = _skip_ws(p, end)
-        if p >= end or p[0] != c',':
+        p = js_next(p, end, c'}', &done, JS_ANY_WS)
+        if p == NULL or done:
             return FR_SCAN_FALLBACK
-        p = _key(_skip_ws(p + 1, end), end, &k, &kn)
-        if p == NULL or not _is_key(k, kn, b"data", 4):
+        p = js_key(p, end, &k, &kn, JS_ANY_WS)
+        if p == NULL or not js_is(k, kn, b"data"):
             return FR_SCAN_FALLBACK
         if code == FR_CH_TRADES:
             p = self._scan_trades(p, end, &rows)
@@ -437,8 +378,8 @@ cdef class FrameRouter:
             p = self._scan_book(p, end, code == FR_CH_BBO, &sb)
         if p == NULL:
             return FR_SCAN_FALLBACK
-        p = _skip_ws(p, end)
-        if p >= end or p[0] != c'}' or _skip_ws(p + 1, end) != end:
+        p = js_next(p, end, c'}', &done, JS_ANY_WS)
+        if p == NULL or not done or js_ws(p, end, JS_ANY_WS) != end:
             return FR_SCAN_FALLBACK
         # Commit: the same kernel steps and router counters as the decoded path.
         self.channel = code
@@ -466,88 +407,72 @@ cdef class FrameRouter:
         cdef const char* s
         cdef Py_ssize_t kn, sn
         cdef int seen = 0
-        cdef int side
         cdef bint done = False
+        cdef bint inner
         cdef PyObject* coin = <PyObject*>self._coin_text
         out.n_bids = out.n_asks = 0
         out.has_bid = out.has_ask = False
         out.bid_px = out.ask_px = 0
         out.bid_sz = out.ask_sz = 0.0
         out.bid_n = out.ask_n = 0
-        if p >= end or p[0] != c'{':
+        p = js_open(p, end, c'{', JS_ANY_WS)
+        if p == NULL:
             return NULL
-        p = _skip_ws(p + 1, end)
         while not done:
-            p = _key(p, end, &k, &kn)
+            p = js_key(p, end, &k, &kn, JS_ANY_WS)
             if p == NULL:
                 return NULL
-            if _is_key(k, kn, b"coin", 4) and not seen & 1:
+            if js_is(k, kn, b"coin") and not seen & 1:
                 seen |= 1
-                p = _string(p, end, &s, &sn)
-                if p == NULL or not _is_key(s, sn, c_bytes_data(coin), c_bytes_len(coin)):
+                p = js_string(p, end, &s, &sn)
+                if p == NULL or not js_eq(s, sn, c_bytes_data(coin), c_bytes_len(coin)):
                     return NULL
-            elif _is_key(k, kn, b"time", 4) and not seen & 2:
+            elif js_is(k, kn, b"time") and not seen & 2:
                 seen |= 2
-                p = _integer(p, end, &out.time_ms)
+                p = js_integer(p, end, &out.time_ms)
                 if p == NULL:
                     return NULL
-            elif not is_bbo and _is_key(k, kn, b"levels", 6) and not seen & 4:
+            elif not is_bbo and js_is(k, kn, b"levels") and not seen & 4:
                 seen |= 4
-                if p >= end or p[0] != c'[':
+                p = js_open(p, end, c'[', JS_ANY_WS)  # [bids, asks]
+                if p == NULL:
                     return NULL
-                p = _side(_skip_ws(p + 1, end), end, self.book.px_decimals, self.book.capacity, True,
+                p = _side(p, end, self.book.px_decimals, self.book.capacity, True,
                           self.book._sbid_px, self.book._sbid_sz, self.book._sbid_n, &out.n_bids)
                 if p == NULL:
                     return NULL
-                p = _skip_ws(p, end)
-                if p >= end or p[0] != c',':
+                p = js_next(p, end, c']', &inner, JS_ANY_WS)
+                if p == NULL or inner:
                     return NULL
-                p = _side(_skip_ws(p + 1, end), end, self.book.px_decimals, self.book.capacity, False,
+                p = _side(p, end, self.book.px_decimals, self.book.capacity, False,
                           self.book._sask_px, self.book._sask_sz, self.book._sask_n, &out.n_asks)
                 if p == NULL:
                     return NULL
-                p = _skip_ws(p, end)
-                if p >= end or p[0] != c']':
+                p = js_next(p, end, c']', &inner, JS_ANY_WS)
+                if p == NULL or not inner or self.book._sbid_px[0] >= self.book._sask_px[0]:
                     return NULL
-                if self.book._sbid_px[0] >= self.book._sask_px[0]:
-                    return NULL
-                p += 1
-            elif is_bbo and _is_key(k, kn, b"bbo", 3) and not seen & 4:
+            elif is_bbo and js_is(k, kn, b"bbo") and not seen & 4:
                 seen |= 4
-                if p >= end or p[0] != c'[':
+                p = js_open(p, end, c'[', JS_ANY_WS)  # [bid or null, ask or null]
+                if p == NULL:
                     return NULL
-                p = _skip_ws(p + 1, end)
-                for side in range(2):
-                    if side == 1:
-                        p = _skip_ws(p, end)
-                        if p >= end or p[0] != c',':
-                            return NULL
-                        p = _skip_ws(p + 1, end)
-                    if end - p >= 4 and memcmp(p, b"null", 4) == 0:
-                        p += 4
-                        if side == 0:
-                            out.has_bid = False
-                        else:
-                            out.has_ask = False
-                    elif side == 0:
-                        out.has_bid = True
-                        p = _level(p, end, self.book.px_decimals, &out.bid_px, &out.bid_sz, &out.bid_n)
-                    else:
-                        out.has_ask = True
-                        p = _level(p, end, self.book.px_decimals, &out.ask_px, &out.ask_sz, &out.ask_n)
-                    if p == NULL:
-                        return NULL
-                p = _skip_ws(p, end)
-                if p >= end or p[0] != c']':
+                p = _touch(p, end, self.book.px_decimals, &out.has_bid, &out.bid_px, &out.bid_sz, &out.bid_n)
+                if p == NULL:
                     return NULL
-                if not out.has_bid and not out.has_ask:
+                p = js_next(p, end, c']', &inner, JS_ANY_WS)
+                if p == NULL or inner:
+                    return NULL
+                p = _touch(p, end, self.book.px_decimals, &out.has_ask, &out.ask_px, &out.ask_sz, &out.ask_n)
+                if p == NULL:
+                    return NULL
+                p = js_next(p, end, c']', &inner, JS_ANY_WS)
+                if p == NULL or not inner or not (out.has_bid or out.has_ask):
                     return NULL
                 if out.has_bid and out.has_ask and out.bid_px >= out.ask_px:
                     return NULL
-                p += 1
             else:
                 return NULL
-            p = _next_member(p, end, c'}', &done)
+            p = js_next(p, end, c'}', &done, JS_ANY_WS)
             if p == NULL:
                 return NULL
         if seen != 7 or out.time_ms < self.book.time_ms:
@@ -558,15 +483,13 @@ cdef class FrameRouter:
         """trades data: every row of our coin and pushable, times never going backwards."""
         cdef double last_t = -INFINITY
         cdef int i = 0
-        cdef bint done = False
+        cdef bint done
         if self.tape.total > 0:
             last_t = self.tape._t[(self.tape.total - 1) % self.tape.capacity]
-        if p >= end or p[0] != c'[':
+        p = js_open(p, end, c'[', JS_ANY_WS)
+        if p == NULL:
             return NULL
-        p = _skip_ws(p + 1, end)
-        if p < end and p[0] == c']':
-            rows[0] = 0
-            return p + 1
+        p = js_empty(p, end, c']', &done)
         while not done:
             if i >= FR_SCAN_MAX_TRADES:
                 return NULL
@@ -575,7 +498,7 @@ cdef class FrameRouter:
                 return NULL
             last_t = self._trades[i].t
             i += 1
-            p = _next_member(p, end, c']', &done)
+            p = js_next(p, end, c']', &done, JS_ANY_WS)
             if p == NULL:
                 return NULL
         rows[0] = i
@@ -589,76 +512,73 @@ cdef class FrameRouter:
         cdef int seen = 0
         cdef long long t_ms = 0
         cdef bint done = False
-        cdef bint users_done = False
+        cdef bint users_done
         cdef PyObject* coin = <PyObject*>self._coin_text
         row.liq = False
-        if p >= end or p[0] != c'{':
+        p = js_open(p, end, c'{', JS_ANY_WS)
+        if p == NULL:
             return NULL
-        p = _skip_ws(p + 1, end)
         while not done:
-            p = _key(p, end, &k, &kn)
+            p = js_key(p, end, &k, &kn, JS_ANY_WS)
             if p == NULL:
                 return NULL
-            if _is_key(k, kn, b"coin", 4) and not seen & 1:
+            if js_is(k, kn, b"coin") and not seen & 1:
                 seen |= 1
-                p = _string(p, end, &s, &sn)
-                if p == NULL or not _is_key(s, sn, c_bytes_data(coin), c_bytes_len(coin)):
+                p = js_string(p, end, &s, &sn)
+                if p == NULL or not js_eq(s, sn, c_bytes_data(coin), c_bytes_len(coin)):
                     return NULL
-            elif _is_key(k, kn, b"side", 4) and not seen & 2:
+            elif js_is(k, kn, b"side") and not seen & 2:
                 seen |= 2
-                p = _string(p, end, &s, &sn)
+                p = js_string(p, end, &s, &sn)
                 if p == NULL or sn != 1 or (s[0] != c'B' and s[0] != c'A'):
                     return NULL
                 row.side = 1 if s[0] == c'B' else -1
-            elif _is_key(k, kn, b"px", 2) and not seen & 4:
+            elif js_is(k, kn, b"px") and not seen & 4:
                 seen |= 4
-                p = _string(p, end, &s, &sn)
-                if p == NULL or dec_parse_scaled(s, sn, self.tape.px_decimals, &row.px) != DEC_OK:
+                p = js_string(p, end, &s, &sn)
+                if p == NULL or dec_parse_scaled(s, sn, self.tape.px_decimals, &row.px) != DEC_OK \
+                        or row.px <= 0:
                     return NULL
-                if row.px <= 0:
-                    return NULL
-            elif _is_key(k, kn, b"sz", 2) and not seen & 8:
+            elif js_is(k, kn, b"sz") and not seen & 8:
                 seen |= 8
-                p = _string(p, end, &s, &sn)
+                p = js_string(p, end, &s, &sn)
                 if p == NULL or dec_parse_double(s, sn, &row.sz) != DEC_OK or not isfinite(row.sz) \
                         or not row.sz > 0.0:
                     return NULL
-            elif _is_key(k, kn, b"time", 4) and not seen & 16:
+            elif js_is(k, kn, b"time") and not seen & 16:
                 seen |= 16
-                p = _integer(p, end, &t_ms)
+                p = js_integer(p, end, &t_ms)
                 if p == NULL:
                     return NULL
                 row.t = t_ms / 1000.0
-            elif _is_key(k, kn, b"tid", 3) and not seen & 32:
+            elif js_is(k, kn, b"tid") and not seen & 32:
                 seen |= 32
-                p = _integer(p, end, &row.tid)
+                p = js_integer(p, end, &row.tid)
                 if p == NULL:
                     return NULL
-            elif _is_key(k, kn, b"hash", 4) and not seen & 64:
+            elif js_is(k, kn, b"hash") and not seen & 64:
                 seen |= 64
-                p = _string(p, end, &s, &sn)
+                p = js_string(p, end, &s, &sn)
                 if p == NULL:
                     return NULL
-            elif _is_key(k, kn, b"users", 5) and not seen & 128:
+            elif js_is(k, kn, b"users") and not seen & 128:
                 seen |= 128
-                if p >= end or p[0] != c'[':
+                p = js_open(p, end, c'[', JS_ANY_WS)
+                if p == NULL:
                     return NULL
-                p = _skip_ws(p + 1, end)
-                users_done = p < end and p[0] == c']'
-                if users_done:
-                    p += 1
+                p = js_empty(p, end, c']', &users_done)
                 while not users_done:
-                    p = _string(p, end, &s, &sn)
+                    p = js_string(p, end, &s, &sn)
                     if p == NULL:
                         return NULL
                     if self.tape._n_liq > 0 and self.tape._is_liquidator_text(s, sn):
                         row.liq = True
-                    p = _next_member(p, end, c']', &users_done)
+                    p = js_next(p, end, c']', &users_done, JS_ANY_WS)
                     if p == NULL:
                         return NULL
             else:
                 return NULL
-            p = _next_member(p, end, c'}', &done)
+            p = js_next(p, end, c'}', &done, JS_ANY_WS)
             if p == NULL:
                 return NULL
         if seen & 63 != 63:

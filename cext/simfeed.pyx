@@ -28,6 +28,19 @@ from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp, memcpy
 
 from hlfast.decimal cimport DEC_OK, dec_parse_scaled
+from hlfast.jsonscan cimport (
+    JS_COMPACT,
+    js_empty,
+    js_eq,
+    js_integer,
+    js_is,
+    js_key,
+    js_next,
+    js_open,
+    js_skip_value,
+    js_string,
+    js_ws,
+)
 
 OTHER = SF_OTHER
 TRADES = SF_TRADES
@@ -53,101 +66,9 @@ cdef Py_ssize_t PUB_HEAD_LEN = 35
 cdef Py_ssize_t NEW_LEVEL_MAX = 100  # bytes of one re-written level, at most
 
 
-# ---- the strict JSON subset ------------------------------------------------------------------------
+# ---- the strict JSON subset of hlfast.jsonscan, compact ---------------------------------------------
 cdef inline bint _digit(char c) noexcept nogil:
     return b'0' <= c <= b'9'
-
-
-cdef inline const char* _string(const char* p, const char* end, const char** text,
-                                Py_ssize_t* length) noexcept nogil:
-    """A string of printable ASCII without escapes; NULL for anything else."""
-    cdef unsigned char c
-    cdef const char* start
-    if p >= end or p[0] != b'"':
-        return NULL
-    p += 1
-    start = p
-    while p < end:
-        c = <unsigned char>p[0]
-        if c == 34:  # closing quote
-            text[0] = start
-            length[0] = p - start
-            return p + 1
-        if c < 32 or c > 126 or c == 92:  # control, non-ASCII, backslash
-            return NULL
-        p += 1
-    return NULL
-
-
-cdef inline const char* _integer(const char* p, const char* end, long long* value) noexcept nogil:
-    """A canonical JSON integer of at most 18 digits (it re-serialises to the same bytes)."""
-    cdef bint negative = False
-    cdef long long x = 0
-    cdef int digits = 0
-    if p < end and p[0] == b'-':
-        negative = True
-        p += 1
-    if p >= end or not _digit(p[0]):
-        return NULL
-    if p[0] == b'0':
-        if negative:
-            return NULL  # "-0" decodes to 0, which would not re-serialise to the same bytes
-        p += 1
-    else:
-        while p < end and _digit(p[0]):
-            if digits == 18:
-                return NULL
-            x = x * 10 + (p[0] - 48)
-            digits += 1
-            p += 1
-    if p < end and (_digit(p[0]) or p[0] == b'.' or p[0] == b'e' or p[0] == b'E'):
-        return NULL
-    value[0] = -x if negative else x
-    return p
-
-
-cdef inline const char* _literal(const char* p, const char* end, const char* text,
-                                 Py_ssize_t length) noexcept nogil:
-    if end - p < length or memcmp(p, text, length) != 0:
-        return NULL
-    return p + length
-
-
-cdef inline const char* _scalar(const char* p, const char* end) noexcept nogil:
-    cdef const char* text
-    cdef Py_ssize_t length
-    cdef long long ignored
-    if p >= end:
-        return NULL
-    if p[0] == b'"':
-        return _string(p, end, &text, &length)
-    if p[0] == b't':
-        return _literal(p, end, b"true", 4)
-    if p[0] == b'f':
-        return _literal(p, end, b"false", 5)
-    if p[0] == b'n':
-        return _literal(p, end, b"null", 4)
-    return _integer(p, end, &ignored)
-
-
-cdef inline const char* _skip_value(const char* p, const char* end) noexcept nogil:
-    """A value this scanner does not read: a scalar or a flat array of scalars."""
-    if p >= end:
-        return NULL
-    if p[0] != b'[':
-        return _scalar(p, end)
-    p += 1
-    if p < end and p[0] == b']':
-        return p + 1
-    while True:
-        p = _scalar(p, end)
-        if p == NULL or p >= end:
-            return NULL
-        if p[0] == b']':
-            return p + 1
-        if p[0] != b',':
-            return NULL
-        p += 1
 
 
 cdef inline bint _decimal(const char* s, Py_ssize_t n, int decimals, long long* out) noexcept nogil:
@@ -159,17 +80,12 @@ cdef inline bint _decimal(const char* s, Py_ssize_t n, int decimals, long long* 
     return True
 
 
-cdef inline bint _key_is(const char* key, Py_ssize_t length, const char* name,
-                         Py_ssize_t name_len) noexcept nogil:
-    return length == name_len and memcmp(key, name, length) == 0
-
-
 cdef inline const char* _decimal_field(const char* p, const char* end, int decimals,
                                        long long* out) noexcept nogil:
     """A quoted decimal value as an integer count of 10^-decimals; NULL if malformed."""
     cdef const char* text
     cdef Py_ssize_t length
-    p = _string(p, end, &text, &length)
+    p = js_string(p, end, &text, &length)
     if p == NULL or not _decimal(text, length, decimals, out):
         return NULL
     return p
@@ -183,26 +99,26 @@ cdef const char* _trade_row(const char* p, const char* end, const char* coin, Py
     cdef const char* key
     cdef const char* text
     cdef Py_ssize_t key_len, length
-    if p >= end or p[0] != b'{':
+    cdef bint done = False
+    p = js_open(p, end, c'{', JS_COMPACT)
+    if p == NULL:
         return NULL
-    p += 1
-    while True:
-        p = _string(p, end, &key, &key_len)
-        if p == NULL or p >= end or p[0] != b':':
+    while not done:
+        p = js_key(p, end, &key, &key_len, JS_COMPACT)
+        if p == NULL:
             return NULL
-        p += 1
-        if _key_is(key, key_len, b"coin", 4):
+        if js_is(key, key_len, b"coin"):
             if seen & 1:
                 return NULL
             seen |= 1
-            p = _string(p, end, &text, &length)
-            if p == NULL or length != coin_len or memcmp(text, coin, length) != 0:
+            p = js_string(p, end, &text, &length)
+            if p == NULL or not js_eq(text, length, coin, coin_len):
                 return NULL
-        elif _key_is(key, key_len, b"side", 4):
+        elif js_is(key, key_len, b"side"):
             if seen & 2:
                 return NULL
             seen |= 2
-            p = _string(p, end, &text, &length)
+            p = js_string(p, end, &text, &length)
             if p == NULL or length != 1:
                 return NULL
             if text[0] == b'B':
@@ -211,37 +127,33 @@ cdef const char* _trade_row(const char* p, const char* end, const char* coin, Py
                 side[0] = -1
             else:
                 return NULL
-        elif _key_is(key, key_len, b"px", 2):
+        elif js_is(key, key_len, b"px"):
             if seen & 4:
                 return NULL
             seen |= 4
             p = _decimal_field(p, end, px_decimals, px)
-            if p == NULL:
-                return NULL
-        elif _key_is(key, key_len, b"sz", 2):
+        elif js_is(key, key_len, b"sz"):
             if seen & 8:
                 return NULL
             seen |= 8
             p = _decimal_field(p, end, sz_decimals, lots)
             if p == NULL or lots[0] <= 0:
                 return NULL
-        elif _key_is(key, key_len, b"time", 4):
+        elif js_is(key, key_len, b"time"):
             if seen & 16:
                 return NULL
             seen |= 16
-            p = _integer(p, end, time_ms)
+            p = js_integer(p, end, time_ms)
         else:
-            p = _skip_value(p, end)
-        if p == NULL or p >= end:
+            p = js_skip_value(p, end, JS_COMPACT)
+        if p == NULL:  # px, time or a skipped value refused
             return NULL
-        if p[0] == b'}':
-            break
-        if p[0] != b',':
+        p = js_next(p, end, c'}', &done, JS_COMPACT)
+        if p == NULL:
             return NULL
-        p += 1
     if seen != 31:
         return NULL
-    return p + 1
+    return p
 
 
 cdef const char* _level(const char* p, const char* end, int px_decimals, int sz_decimals,
@@ -250,45 +162,43 @@ cdef const char* _level(const char* p, const char* end, int px_decimals, int sz_
     cdef int seen = 0
     cdef const char* key
     cdef Py_ssize_t key_len
-    if p >= end or p[0] != b'{':
+    cdef bint done = False
+    p = js_open(p, end, c'{', JS_COMPACT)
+    if p == NULL:
         return NULL
-    p += 1
-    while True:
-        p = _string(p, end, &key, &key_len)
-        if p == NULL or p >= end or p[0] != b':':
+    while not done:
+        p = js_key(p, end, &key, &key_len, JS_COMPACT)
+        if p == NULL:
             return NULL
-        p += 1
-        if _key_is(key, key_len, b"px", 2):
+        if js_is(key, key_len, b"px"):
             if seen & 1:
                 return NULL
             seen |= 1
             p = _decimal_field(p, end, px_decimals, px)
             if p == NULL:
                 return NULL
-        elif _key_is(key, key_len, b"sz", 2):
+        elif js_is(key, key_len, b"sz"):
             if seen & 2:
                 return NULL
             seen |= 2
             p = _decimal_field(p, end, sz_decimals, lots)
             if p == NULL:
                 return NULL
-        elif _key_is(key, key_len, b"n", 1):
+        elif js_is(key, key_len, b"n"):
             if seen & 4:
                 return NULL
             seen |= 4
-            p = _integer(p, end, count)
+            p = js_integer(p, end, count)
+            if p == NULL:
+                return NULL
         else:
             return NULL
-        if p == NULL or p >= end:
+        p = js_next(p, end, c'}', &done, JS_COMPACT)
+        if p == NULL:
             return NULL
-        if p[0] == b'}':
-            break
-        if p[0] != b',':
-            return NULL
-        p += 1
     if seen != 7:
         return NULL
-    return p + 1
+    return p
 
 
 cdef inline long long _ticks(PyObject* obj, bint* exact) noexcept:
@@ -367,6 +277,44 @@ def format_scaled(long long value, int decimals) -> str:
     return out[:_put_scaled(out, value, decimals)].decode("ascii")
 
 
+# ---- a view of the shared hlfast.jsonscan readers, for tests -----------------------------------------
+def scan_json(bytes text, str reader, bint any_ws=False) -> tuple:
+    """Run one hlfast.jsonscan reader at the start of text: (bytes consumed, value), or (-1, None)
+    when it refuses.  reader: "ws"; "string" / "key" (value: the content bytes; a key is consumed up
+    to its value); "integer" (value: int); "skip" (a skipped value); "open{" / "open[" (js_open then
+    js_empty; value: done, the container was empty) and "next}" / "next]" (value: done, it closed)."""
+    cdef const char* p = PyBytes_AS_STRING(text)
+    cdef const char* end = p + PyBytes_GET_SIZE(text)
+    cdef const char* q = NULL
+    cdef const char* s = NULL
+    cdef Py_ssize_t n = 0
+    cdef long long v = 0
+    cdef bint done = False
+    value = None
+    if reader == "ws":
+        q = js_ws(p, end, any_ws)
+    elif reader == "string" or reader == "key":
+        q = js_string(p, end, &s, &n) if reader == "string" else js_key(p, end, &s, &n, any_ws)
+        if q != NULL:
+            value = s[:n]
+    elif reader == "integer":
+        q = js_integer(p, end, &v)
+        value = v
+    elif reader == "skip":
+        q = js_skip_value(p, end, any_ws)
+    elif reader in ("open{", "open[", "next}", "next]"):
+        if reader.startswith("open"):
+            q = js_open(p, end, ord(reader[4]), any_ws)
+            if q != NULL:
+                q = js_empty(q, end, ord(reader[4]) + 2, &done)
+        else:
+            q = js_next(p, end, ord(reader[4]), &done, any_ws)
+        value = done
+    else:
+        raise ValueError(f"unknown reader {reader!r}")
+    return (-1, None) if q == NULL else (q - p, value)
+
+
 # ---- the scanner -----------------------------------------------------------------------------------
 cdef class FrameScanner:
     """Reads one coin's recorded trades and l2Book frames into C arrays (see the module docstring).
@@ -426,9 +374,10 @@ cdef class FrameScanner:
     cdef int _scan_trades(self, const char* p, const char* end) noexcept:
         cdef int k = 0, side = 0
         cdef long long t = 0
+        cdef bint done = False
         cdef const char* coin = PyBytes_AS_STRING(self._coin_bytes)
         cdef Py_ssize_t coin_len = PyBytes_GET_SIZE(self._coin_bytes)
-        while True:
+        while not done:  # the head took the '[': at least one row
             if k == SF_MAX_TRADES:
                 return SF_OTHER
             p = _trade_row(p, end, coin, coin_len, self.px_decimals, self.sz_decimals,
@@ -437,11 +386,10 @@ cdef class FrameScanner:
                 return SF_OTHER
             self._t_side[k] = <signed char>side
             k += 1
-            if p < end and p[0] == b',':
-                p += 1
-                continue
-            break
-        if end - p != 2 or p[0] != b']' or p[1] != b'}':
+            p = js_next(p, end, c']', &done, JS_COMPACT)
+            if p == NULL:
+                return SF_OTHER
+        if end - p != 1 or p[0] != b'}':
             return SF_OTHER
         self.n_trades = k
         self.time_ms = t
@@ -454,84 +402,78 @@ cdef class FrameScanner:
         cdef const char* text
         cdef Py_ssize_t key_len, length, time_start = 0, time_end = 0
         cdef long long t = 0, px = 0, lots = 0, count = 0
+        cdef bint done = False, inner
         cdef const char* coin = PyBytes_AS_STRING(self._coin_bytes)
         cdef Py_ssize_t coin_len = PyBytes_GET_SIZE(self._coin_bytes)
-        while True:
-            p = _string(p, end, &key, &key_len)
-            if p == NULL or p >= end or p[0] != b':':
+        while not done:  # the head took the '{': at least one member
+            p = js_key(p, end, &key, &key_len, JS_COMPACT)
+            if p == NULL:
                 return SF_OTHER
-            p += 1
-            if _key_is(key, key_len, b"coin", 4):
+            if js_is(key, key_len, b"coin"):
                 if seen & 1:
                     return SF_OTHER
                 seen |= 1
-                p = _string(p, end, &text, &length)
-                if p == NULL or length != coin_len or memcmp(text, coin, length) != 0:
+                p = js_string(p, end, &text, &length)
+                if p == NULL or not js_eq(text, length, coin, coin_len):
                     return SF_OTHER
-            elif _key_is(key, key_len, b"time", 4):
+            elif js_is(key, key_len, b"time"):
                 if seen & 2:
                     return SF_OTHER
                 seen |= 2
                 time_start = p - base
-                p = _integer(p, end, &t)
-                time_end = p - base if p != NULL else 0
-            elif _key_is(key, key_len, b"levels", 6):
+                p = js_integer(p, end, &t)
+                if p == NULL:
+                    return SF_OTHER
+                time_end = p - base
+            elif js_is(key, key_len, b"levels"):
                 if seen & 4:
                     return SF_OTHER
                 seen |= 4
-                if p >= end or p[0] != b'[':
+                p = js_open(p, end, c'[', JS_COMPACT)  # [bids, asks]
+                if p == NULL:
                     return SF_OTHER
-                p += 1
                 for side in range(2):
                     if side == 1:
-                        if p >= end or p[0] != b',':
+                        p = js_next(p, end, c']', &inner, JS_COMPACT)
+                        if p == NULL or inner:
                             return SF_OTHER
-                        p += 1
-                    if p >= end or p[0] != b'[':
-                        return SF_OTHER
                     self._side_start[side] = p - base
-                    p += 1
+                    p = js_open(p, end, c'[', JS_COMPACT)
+                    if p == NULL:
+                        return SF_OTHER
+                    p = js_empty(p, end, c']', &inner)
                     k = 0
-                    if p < end and p[0] == b']':
-                        p += 1
-                    else:
-                        while True:
-                            if k == SF_DEPTH:
-                                return SF_OTHER
-                            self._lv_start[side][k] = p - base
-                            p = _level(p, end, self.px_decimals, self.sz_decimals, &px, &lots, &count)
-                            if p == NULL:
-                                return SF_OTHER
-                            if k > 0 and ((side == 0 and px >= self._px[0][k - 1])
-                                          or (side == 1 and px <= self._px[1][k - 1])):
-                                return SF_OTHER  # unsorted or repeated price
-                            self._px[side][k] = px
-                            self._lots[side][k] = lots
-                            self._cnt[side][k] = count
-                            self._lv_end[side][k] = p - base
-                            k += 1
-                            if p < end and p[0] == b',':
-                                p += 1
-                                continue
-                            if p < end and p[0] == b']':
-                                p += 1
-                                break
+                    while not inner:
+                        if k == SF_DEPTH:
+                            return SF_OTHER
+                        self._lv_start[side][k] = p - base
+                        p = _level(p, end, self.px_decimals, self.sz_decimals, &px, &lots, &count)
+                        if p == NULL:
+                            return SF_OTHER
+                        if k > 0 and ((side == 0 and px >= self._px[0][k - 1])
+                                      or (side == 1 and px <= self._px[1][k - 1])):
+                            return SF_OTHER  # unsorted or repeated price
+                        self._px[side][k] = px
+                        self._lots[side][k] = lots
+                        self._cnt[side][k] = count
+                        self._lv_end[side][k] = p - base
+                        k += 1
+                        p = js_next(p, end, c']', &inner, JS_COMPACT)
+                        if p == NULL:
                             return SF_OTHER
                     self._side_end[side] = p - base
                     self._n[side] = k
-                if p >= end or p[0] != b']':
+                p = js_next(p, end, c']', &inner, JS_COMPACT)
+                if p == NULL or not inner:
                     return SF_OTHER
-                p += 1
             else:
-                p = _skip_value(p, end)
-            if p == NULL or p >= end:
+                p = js_skip_value(p, end, JS_COMPACT)
+                if p == NULL:
+                    return SF_OTHER
+            p = js_next(p, end, c'}', &done, JS_COMPACT)
+            if p == NULL:
                 return SF_OTHER
-            if p[0] == b'}':
-                break
-            if p[0] != b',':
-                return SF_OTHER
-            p += 1
-        if seen != 7 or end - p != 2 or p[1] != b'}':
+        if seen != 7 or end - p != 1 or p[0] != b'}':
             return SF_OTHER
         if self._n[0] and self._n[1] and self._px[0][0] >= self._px[1][0]:
             return SF_OTHER  # crossed: the general path counts it as bad
