@@ -56,6 +56,7 @@ MAX_ORDERS = 256
 MAX_IN_FLIGHT = 80  # of the exchange's 100 in-flight websocket posts
 HOUSEKEEPING_S = 0.02  # timers are checked at most this often
 RISK_CHECK_S = 0.05
+PERIODIC_TIMERS = ("deadman", "rate", "limits", "hjb", "metrics", "status")
 RATE_REFRESH_S = 60.0
 SHUTDOWN_ACK_WAIT_S = 2.0
 FILL_RATE_WINDOW_S = 600.0
@@ -226,6 +227,7 @@ class Engine:
         self._session_start_ms = 0
         self._next = {"hk": 0.0, "risk": 0.0, "metrics": 0.0, "status": 0.0, "deadman": 0.0, "rate": 0.0,
                       "limits": 0.0, "hjb": 0.0}
+        self._periodic_due = 0.0  # the earliest of PERIODIC_TIMERS
         self.hjb_gap = float("nan")
         self._deadman_failures = 0
         self._frames: list[bytes] = []
@@ -1016,31 +1018,48 @@ class Engine:
             valuation = self._valuation()  # one mark/pnl/equity per pass
             self._apply_state_to_pipeline(now, valuation[1])
             self._check_risk(now, valuation)
-        if now >= nxt["deadman"] and self.cfg.engine.dead_man_s > 0 and self._deadman_failures < 3:
-            if nxt["deadman"] > 0:  # the first arming happened at start-up
-                self._arm_dead_man()
-            nxt["deadman"] = now + max(1.0, self.cfg.engine.dead_man_s / 3.0)
+        if now >= self._periodic_due:
+            self._periodic(now)
+
+    def _periodic(self, now: float) -> None:
+        """Timers seconds apart (dead-man's switch, rate-limit and account refresh, HJB validation, metrics,
+        status line): the housekeeping pass looks at the earliest only. A disabled timer is looked at again
+        a second later (its switch may be turned on meanwhile)."""
+        nxt = self._next
+        eng = self.cfg.engine
+        if now >= nxt["deadman"]:
+            if eng.dead_man_s > 0 and self._deadman_failures < 3:
+                if nxt["deadman"] > 0:  # the first arming happened at start-up
+                    self._arm_dead_man()
+                nxt["deadman"] = now + max(1.0, eng.dead_man_s / 3.0)
+            else:
+                nxt["deadman"] = now + 1.0
         if now >= nxt["rate"]:
             nxt["rate"] = now + RATE_REFRESH_S
             if nxt["rate"] > RATE_REFRESH_S + 1:  # not on the first pass (setup just refreshed)
                 self._refresh_rate_limit(now)
         if now >= nxt["limits"]:
-            nxt["limits"] = now + self.cfg.engine.account_sync_s
+            nxt["limits"] = now + eng.account_sync_s
             if now - self._started_at > 1.0:
                 try:
                     self._sync_account()
                 except (OSError, HttpError, ValueError, EngineError) as exc:
                     log.warning("account refresh failed: %s", exc)
-        if self.cfg.engine.hjb_validate_s > 0 and now >= nxt["hjb"]:
-            nxt["hjb"] = now + self.cfg.engine.hjb_validate_s
-            self._validate_hjb()
-        if self.metrics_exporter is not None and now >= nxt["metrics"]:
-            nxt["metrics"] = now + self.cfg.metrics.snapshot_interval_s
-            self.metrics_exporter.publish(self.snapshot(), self.debug_orders())
-        if self.status_stream is not None and self.cfg.engine.status_interval_s > 0 and now >= nxt["status"]:
-            nxt["status"] = now + self.cfg.engine.status_interval_s
-            self.status_stream.write("\r" + self.status_line() + "\x1b[K")
-            self.status_stream.flush()
+        if now >= nxt["hjb"]:
+            nxt["hjb"] = now + (eng.hjb_validate_s if eng.hjb_validate_s > 0 else 1.0)
+            if eng.hjb_validate_s > 0:
+                self._validate_hjb()
+        if now >= nxt["metrics"]:
+            nxt["metrics"] = now + (self.cfg.metrics.snapshot_interval_s if self.metrics_exporter is not None else 1.0)
+            if self.metrics_exporter is not None:
+                self.metrics_exporter.publish(self.snapshot(), self.debug_orders())
+        if now >= nxt["status"]:
+            shown = self.status_stream is not None and eng.status_interval_s > 0
+            nxt["status"] = now + (eng.status_interval_s if shown else 1.0)
+            if shown:
+                self.status_stream.write("\r" + self.status_line() + "\x1b[K")
+                self.status_stream.flush()
+        self._periodic_due = min(nxt[k] for k in PERIODIC_TIMERS)
 
     def _fill_check(self, now: float) -> None:
         """A fill looked missing a moment ago: if it still does, check the position against the exchange."""
