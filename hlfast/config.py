@@ -119,11 +119,11 @@ SCHEMA: dict[str, tuple[str, list[Option]]] = {
         _o("reward_per_1000", float, 0.5, "tokens earned per $1000 filled", 0, 1000),
         _o("reward_floor", float, 0.5, "minimum tokens earned per fill", 0, 1000),
         _o("bulk_discount", float, 0.8, "cost of each extra item in a bulk action", 0, 1),
-        _o("refill_per_s", float, 1.5, "tokens added per second of time, up to max_tokens (0 = fills only, the "
+        _o("refill_per_s", float, 2.0, "tokens added per second of time, up to max_tokens (0 = fills only, the "
            "rollback). Fills alone leave a maker that is not being filled without tokens, unable to move its orders. "
-           "The refill, not the filter, sets the sustained action rate; 1.5/s is the rate at which the BTCUSDT "
-           "capture keeps its fills within 10 % of the unfiltered engine's (−9 %) with 83 % fewer actions, "
-           "~73 actions/min, inside algorithms.md §14's 60–80 (sweep in perf/BACKTEST.md)", 0, 1000),
+           "The refill, not the filter, sets the sustained action rate; at 2/s the fills stay within 10 % of the "
+           "unfiltered engine's over four synthetic markets (−4 %; +36 % on the BTCUSDT capture) with 75–87 % "
+           "fewer actions; 1.5/s loses 22 % of the synthetic fills (sweep in perf/BACKTEST.md)", 0, 1000),
         _o("reuse_unmatched", bool, True, "move a leftover resting order to an unmatched target (one modify) "
            "instead of cancel + place: half the items when the ladder shifts, and the side's size stays committed "
            "(false = algorithms.md §11 as written)"),
