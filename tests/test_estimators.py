@@ -288,12 +288,10 @@ fi_event = st.tuples(
 )
 
 
-@settings(deadline=None, max_examples=60)
-@given(st.lists(fi_event, min_size=1, max_size=400))
-def test_fill_intensity_matches_batch_reference(events: list[tuple[float, str, int]]) -> None:
-    kern = FillIntensity(1.0, window=80.0, n_bins=20)
-    ref = FillIntensityRef(1.0, window=80.0, n_bins=20)
-    t, mid = 500.0, 3000.0
+def feed_fill_intensity(kern: FillIntensity, ref: FillIntensityRef, events: list[tuple[float, str, int]],
+                        t0: float) -> None:
+    """The same mid moves and trades (dt, "mid" | "buy" | "sell", ticks) into the kernel and its reference."""
+    t, mid = t0, 3000.0
     for dt, kind, ticks in events:
         t += dt
         if kind == "mid":
@@ -305,6 +303,14 @@ def test_fill_intensity_matches_batch_reference(events: list[tuple[float, str, i
             px = mid + side * ticks * 0.5
             kern.on_trade(t, px, side)
             ref.on_trade(t, px, side)
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(fi_event, min_size=1, max_size=400))
+def test_fill_intensity_matches_batch_reference(events: list[tuple[float, str, int]]) -> None:
+    kern = FillIntensity(1.0, window=80.0, n_bins=20)
+    ref = FillIntensityRef(1.0, window=80.0, n_bins=20)
+    feed_fill_intensity(kern, ref, events, t0=500.0)
     if not ref.mids:
         return
     kern.refit()

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from hlfast.estimators import FillIntensity
 from tests.reference.estimators import FillIntensityRef
+from tests.test_estimators import feed_fill_intensity
 
 FIELDS = ("kappa", "A", "kappa_bid", "A_bid", "kappa_ask", "A_ask", "confidence", "weight")
 
@@ -24,28 +25,13 @@ def close(a: float, b: float, rel: float = 1e-9) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b))
 
 
-def feed(kern: FillIntensity, ref: FillIntensityRef, events: list[tuple[float, str, int]]) -> None:
-    t, mid = 100.0, 3000.0
-    for dt, kind, ticks in events:
-        t += dt
-        if kind == "mid":
-            mid += 0.5 * (ticks % 5 - 2)
-            kern.on_mid(t, mid)
-            ref.on_mid(t, mid)
-        else:
-            side = 1 if kind == "buy" else -1
-            px = mid + side * ticks * 0.5
-            kern.on_trade(t, px, side)
-            ref.on_trade(t, px, side)
-
-
 @settings(deadline=None, max_examples=60)
 @given(st.lists(event, min_size=1, max_size=300), st.booleans())
 def test_blend_matches_reference(events: list[tuple[float, str, int]], blend: bool) -> None:
     # min_window 20 s inside an 80 s window: the runs cover blending, ready and evicted states
     kern = FillIntensity(1.0, window=80.0, n_bins=20, blend=blend, min_window=20.0)
     ref = FillIntensityRef(1.0, window=80.0, n_bins=20, blend=blend, min_window=20.0)
-    feed(kern, ref, events)
+    feed_fill_intensity(kern, ref, events, t0=100.0)
     if not ref.mids:
         return
     kern.refit()
