@@ -30,9 +30,15 @@ cdef class QueueTracker:
     cdef double* traded_since              # coin, traded at px on our side since the last snapshot
     cdef double* placed_at                 # s
     cdef int* scratch_slots                # on_book: this side's orders, best first
+    # active slots per side (index 0 bids, 1 asks), ascending slot order: side_live[index * max_orders + k]
+    # for k < n_side_live[index]; trades and snapshots visit only these, not every slot
+    cdef int* side_live
+    cdef int n_side_live[2]
     cdef long long* scratch_key            # on_book: -side * px of scratch_slots
 
     cdef bint bad_slot(self, int slot) noexcept
+    cdef void link(self, int slot, int index) noexcept     # into side_live[index], keeping slot order
+    cdef void unlink(self, int slot, int index) noexcept
     cdef void see_time(self, double t) noexcept
     cdef double rate_now(self, int index) noexcept   # index 0 bids / 1 asks, decayed to `now`, floored
 

@@ -75,9 +75,12 @@ cdef class QueueTracker:
         self.placed_at = <double*>calloc(max_orders, sizeof(double))
         self.scratch_slots = <int*>calloc(max_orders, sizeof(int))
         self.scratch_key = <long long*>calloc(max_orders, sizeof(long long))
+        self.side_live = <int*>calloc(2 * max_orders, sizeof(int))
+        self.n_side_live[0] = 0
+        self.n_side_live[1] = 0
         if (not self.active or not self.side_of or not self.px_of or not self.sz_of or not self.ahead
                 or not self.others_last or not self.traded_since or not self.placed_at
-                or not self.scratch_slots or not self.scratch_key):
+                or not self.scratch_slots or not self.scratch_key or not self.side_live):
             raise MemoryError()
 
     def __dealloc__(self):
@@ -91,9 +94,32 @@ cdef class QueueTracker:
         free(self.placed_at)
         free(self.scratch_slots)
         free(self.scratch_key)
+        free(self.side_live)
 
     cdef bint bad_slot(self, int slot) noexcept:
         return slot < 0 or slot >= self.max_orders
+
+    cdef void link(self, int slot, int index) noexcept:
+        cdef int* live = self.side_live + index * self.max_orders
+        cdef int k = self.n_side_live[index]
+        while k > 0 and live[k - 1] > slot:
+            live[k] = live[k - 1]
+            k -= 1
+        live[k] = slot
+        self.n_side_live[index] += 1
+
+    cdef void unlink(self, int slot, int index) noexcept:
+        cdef int* live = self.side_live + index * self.max_orders
+        cdef int n = self.n_side_live[index]
+        cdef int k = 0
+        while k < n and live[k] != slot:
+            k += 1
+        if k == n:
+            return
+        while k + 1 < n:
+            live[k] = live[k + 1]
+            k += 1
+        self.n_side_live[index] = n - 1
 
     cdef void see_time(self, double t) noexcept:
         if t > self.now:
@@ -109,6 +135,10 @@ cdef class QueueTracker:
             displayed_at_px = 0.0
         if not self.active[slot]:
             self.n_active += 1
+            self.link(slot, side_index(side))
+        elif self.side_of[slot] != side:
+            self.unlink(slot, side_index(self.side_of[slot]))
+            self.link(slot, side_index(side))
         self.active[slot] = 1
         self.side_of[slot] = side
         self.px_of[slot] = px_ticks
@@ -127,6 +157,7 @@ cdef class QueueTracker:
         if self.active[slot]:
             self.active[slot] = 0
             self.n_active -= 1
+            self.unlink(slot, side_index(self.side_of[slot]))
         return 0
 
     cpdef int resize(self, int slot, double new_sz) noexcept:
@@ -151,7 +182,8 @@ cdef class QueueTracker:
         return self.rate_now(side_index(side))
 
     cpdef int on_trade(self, double t, long long px_ticks, double sz, int aggressor_side) noexcept:
-        cdef int passive, index, slot, affected = 0
+        cdef int passive, index, slot, k, affected = 0
+        cdef int* live
         cdef double age, q
         cdef long long p
         if (aggressor_side != 1 and aggressor_side != -1) or px_ticks <= 0 or not sz > 0.0 \
@@ -167,9 +199,9 @@ cdef class QueueTracker:
             self.rate_acc[index] = self.rate_acc[index] * exp(-age / self.vol_tau)
             self.rate_t[index] = t
         self.rate_acc[index] += sz / self.vol_tau
-        for slot in range(self.max_orders):
-            if not self.active[slot] or self.side_of[slot] != passive:
-                continue
+        live = self.side_live + index * self.max_orders
+        for k in range(self.n_side_live[index]):
+            slot = live[k]
             p = self.px_of[slot]
             if p == px_ticks:
                 q = self.ahead[slot] - sz
@@ -184,7 +216,8 @@ cdef class QueueTracker:
 
     cdef int on_book_c(self, const long long* px, const double* sz, int n, int side,
                        long long best_opposite_ticks) noexcept:
-        cdef int slot, i, j, run_end, k = 0, level = 0, updated = 0
+        cdef int slot, i, j, run_end, k = 0, level = 0, updated = 0, m
+        cdef int* live
         cdef long long p, key
         cdef double displayed, ours, others, cancelled, q, q_new, behind, front2, behind2, p_back
         if side != 1 and side != -1 or n < 0:
@@ -192,9 +225,9 @@ cdef class QueueTracker:
             return -1
         # our orders on this side, best first (key = -side * px ascending), so one merge walk over the
         # levels finds every price and sums our own size per price
-        for slot in range(self.max_orders):
-            if not self.active[slot] or self.side_of[slot] != side:
-                continue
+        live = self.side_live + side_index(side) * self.max_orders
+        for m in range(self.n_side_live[side_index(side)]):
+            slot = live[m]
             key = -side * self.px_of[slot]
             j = k - 1
             while j >= 0 and self.scratch_key[j] > key:

@@ -94,6 +94,9 @@ cdef class Reconciler:
     cdef int* o_side
     cdef long long* o_px
     cdef double* o_sz
+    # slots not SLOT_FREE in ascending order (the diff walks these, not every slot)
+    cdef int* live_slots
+    cdef int n_live
 
     # scratch (one cycle)
     cdef int* side_slots                    # eligible order slots of the side being processed, best first
@@ -162,6 +165,8 @@ cdef class Reconciler:
     cdef readonly int last_mandatory
     cdef readonly int last_mispriced
 
+    cdef void mark_live(self, int slot) noexcept      # call before the slot's state leaves SLOT_FREE
+    cdef void mark_free(self, int slot) noexcept      # call before the slot's state becomes SLOT_FREE
     cpdef int order_placed(self, int slot, int side, long long px_ticks, double sz, double displayed_at_px,
                            double t) noexcept
     cpdef int order_pending(self, int slot, int side, long long px_ticks, double sz) noexcept

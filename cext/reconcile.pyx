@@ -19,21 +19,18 @@ cdef double CAP_SLACK = 1e-9        # relative slack on side caps (sizes are flo
 
 cdef long long valid_tick_units(long long px_ticks, int sz_decimals) noexcept nogil:
     # 5 significant figures of the price: in finest units that is 10^(digits(px_ticks) - 5), never
-    # coarser than one whole price unit (integer prices are always valid).
-    cdef int digits = 0
-    cdef long long x = px_ticks
+    # coarser than one whole price unit (integer prices are always valid).  One step per power of
+    # ten at or above 10^5 the price reaches, capped at 10^(6 - sz_decimals): no division per call.
+    cdef int cap_exponent = 6 - sz_decimals
+    cdef int exponent = 0
     cdef long long step = 1
-    cdef int exponent, cap_exponent
-    while x > 0:
-        digits += 1
-        x //= 10
-    exponent = digits - 5
-    cap_exponent = 6 - sz_decimals
-    if exponent > cap_exponent:
-        exponent = cap_exponent
-    while exponent > 0:
+    cdef long long threshold = 100000
+    while exponent < cap_exponent and px_ticks >= threshold:
         step *= 10
-        exponent -= 1
+        exponent += 1
+        if threshold == 1000000000000000000LL:     # 10^18: no larger power of ten fits in an int64
+            break
+        threshold *= 10
     return step
 
 
@@ -263,6 +260,8 @@ cdef class Reconciler:
         self.o_side = <int*>calloc(max_orders, sizeof(int))
         self.o_px = <long long*>calloc(max_orders, sizeof(long long))
         self.o_sz = <double*>calloc(max_orders, sizeof(double))
+        self.live_slots = <int*>calloc(max_orders, sizeof(int))
+        self.n_live = 0
         self.side_slots = <int*>calloc(max_orders, sizeof(int))
         self.side_key = <long long*>calloc(max_orders, sizeof(long long))
         self.slot_used = <char*>calloc(max_orders, sizeof(char))
@@ -283,6 +282,7 @@ cdef class Reconciler:
         self.c_order = <int*>calloc(self.cand_cap, sizeof(int))
         self.c_reuse = <char*>calloc(self.cand_cap, sizeof(char))
         if (not self.state or not self.o_side or not self.o_px or not self.o_sz or not self.side_slots
+                or not self.live_slots
                 or not self.side_key or not self.slot_used or not self.mand_slot or not self.c_kind
                 or not self.mis_slot or not self.um_tgt or not self.mmod_slot or not self.mmod_px
                 or not self.mmod_sz
@@ -315,6 +315,7 @@ cdef class Reconciler:
         free(self.o_side)
         free(self.o_px)
         free(self.o_sz)
+        free(self.live_slots)
         free(self.side_slots)
         free(self.side_key)
         free(self.slot_used)
@@ -337,12 +338,36 @@ cdef class Reconciler:
 
     # ---- mirror of our orders (driven by the order state machine) ----
 
+    cdef void mark_live(self, int slot) noexcept:
+        cdef int k = self.n_live
+        if self.state[slot] != SLOT_FREE:
+            return
+        while k > 0 and self.live_slots[k - 1] > slot:
+            self.live_slots[k] = self.live_slots[k - 1]
+            k -= 1
+        self.live_slots[k] = slot
+        self.n_live += 1
+
+    cdef void mark_free(self, int slot) noexcept:
+        cdef int k = 0, n = self.n_live
+        if self.state[slot] == SLOT_FREE:
+            return
+        while k < n and self.live_slots[k] != slot:
+            k += 1
+        if k == n:
+            return
+        while k + 1 < n:
+            self.live_slots[k] = self.live_slots[k + 1]
+            k += 1
+        self.n_live = n - 1
+
     cpdef int order_placed(self, int slot, int side, long long px_ticks, double sz, double displayed_at_px,
                            double t) noexcept:
         """Acked and resting; displayed_at_px = displayed size at px excluding this order."""
         if self.tracker.add(slot, side, px_ticks, sz, displayed_at_px, t) != 0 or slot >= self.max_orders:
             self.rejected += 1
             return -1
+        self.mark_live(slot)
         self.state[slot] = SLOT_RESTING
         self.o_side[slot] = side
         self.o_px[slot] = px_ticks
@@ -356,6 +381,7 @@ cdef class Reconciler:
             self.rejected += 1
             return -1
         self.tracker.remove(slot)
+        self.mark_live(slot)
         self.state[slot] = SLOT_PENDING
         self.o_side[slot] = side
         self.o_px[slot] = px_ticks
@@ -386,6 +412,7 @@ cdef class Reconciler:
         if slot < 0 or slot >= self.max_orders:
             self.rejected += 1
             return -1
+        self.mark_free(slot)
         self.state[slot] = SLOT_FREE
         self.tracker.remove(slot)
         return 0
@@ -468,9 +495,10 @@ cdef class Reconciler:
         # the market moved or the model stepped back, and such an order is the next adverse fill.
         # They must be fixed whatever the budget: moved onto an unmatched target (one modify keeps
         # the ladder quoted), or cancelled when none is left or the order is not acked yet.
-        for slot in range(self.max_orders):
+        for i in range(self.n_live):
+            slot = self.live_slots[i]
             st = self.state[slot]
-            if st == SLOT_FREE or self.o_side[slot] != side:
+            if self.o_side[slot] != side:
                 continue
             committed += self.o_sz[slot]
             if st == SLOT_CANCELLING:
