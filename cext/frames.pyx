@@ -13,6 +13,10 @@ at most 18 digits) with any whitespace, the known keys of each object once each,
 the kernels would apply in full.  Anything else (other channels, unknown keys,
 rejects of any kind, other coins) leaves every state untouched and takes the orjson
 path, which decides exactly as before.
+
+Levels and trade rows in compact form (any key order) are read by fused fast forms first
+(hlfast.jsonscan); on any other shape the key-order-agnostic readers run from the same byte,
+so the fast forms never change what is accepted or what it means.
 """
 
 from libc.math cimport INFINITY, isfinite
@@ -40,6 +44,7 @@ from hlfast.decimal cimport (
 )
 from hlfast.jsonscan cimport (
     JS_ANY_WS,
+    js_at,
     js_empty,
     js_eq,
     js_integer,
@@ -48,7 +53,11 @@ from hlfast.jsonscan cimport (
     js_literal,
     js_next,
     js_open,
+    js_quoted_double,
+    js_quoted_is,
+    js_quoted_scaled,
     js_string,
+    js_string_long,
     js_ws,
 )
 from hlfast.tape cimport Tape
@@ -115,9 +124,59 @@ cdef inline bint _other_coin(PyObject* obj, str coin) noexcept:
 cdef long long INT_N_MAX = 2147483647LL
 
 
+cdef inline const char* _level_compact(const char* p, const char* end, int px_decimals,
+                                       long long* px, double* sz, int* count) noexcept nogil:
+    """_level's fast form: compact ``{px, sz[, n]}`` in any key order, or NULL for "not this shape"."""
+    cdef long long n = 0
+    cdef int seen = 0
+    cdef char c
+    if p >= end or p[0] != c'{':
+        return NULL
+    p += 1
+    while True:
+        c = p[1] if end - p > 1 else 0
+        if c == c'p' and not seen & 1 and js_at(p, end, b'"px":', 5):
+            seen |= 1
+            p = js_quoted_scaled(p + 5, end, px_decimals, px)
+            if p == NULL or px[0] <= 0:
+                return NULL
+        elif c == c's' and not seen & 2 and js_at(p, end, b'"sz":', 5):
+            seen |= 2
+            p = js_quoted_double(p + 5, end, sz)
+            if p == NULL or not isfinite(sz[0]) or not sz[0] > 0.0:
+                return NULL
+        elif c == c'n' and not seen & 4 and js_at(p, end, b'"n":', 4):
+            seen |= 4
+            p = js_integer(p + 4, end, &n)
+            if p == NULL or n < 0 or n > INT_N_MAX:
+                return NULL
+        else:
+            return NULL
+        if p >= end:
+            return NULL
+        if p[0] == c'}':
+            break
+        if p[0] != c',':
+            return NULL
+        p += 1
+    if seen & 3 != 3:
+        return NULL
+    count[0] = <int>n
+    return p + 1
+
+
 cdef const char* _level(const char* p, const char* end, int px_decimals,
                         long long* px, double* sz, int* count) noexcept nogil:
     """``{px, sz[, n]}`` that the Book would accept: px > 0 on the grid, 0 < sz finite."""
+    cdef const char* fast = _level_compact(p, end, px_decimals, px, sz, count)
+    if fast != NULL:
+        return fast
+    return _level_general(p, end, px_decimals, px, sz, count)
+
+
+cdef const char* _level_general(const char* p, const char* end, int px_decimals,
+                                long long* px, double* sz, int* count) noexcept nogil:
+    """_level for any shape of the subset (whitespace, any key order)."""
     cdef const char* k
     cdef const char* s
     cdef Py_ssize_t kn, sn
@@ -349,29 +408,37 @@ cdef class FrameRouter:
         cdef bint done
         cdef ScanBook sb
         cdef ScanTrade* row
-        p = js_open(js_ws(p, end, JS_ANY_WS), end, c'{', JS_ANY_WS)
-        if p == NULL:
-            return FR_SCAN_FALLBACK
-        p = js_key(p, end, &k, &kn, JS_ANY_WS)
-        if p == NULL or not js_is(k, kn, b"channel"):
-            return FR_SCAN_FALLBACK
-        p = js_string(p, end, &s, &sn)
-        if p == NULL:
-            return FR_SCAN_FALLBACK
-        if js_is(s, sn, b"l2Book") and self.book is not None:
-            code = FR_CH_L2BOOK
-        elif js_is(s, sn, b"bbo") and self.book is not None:
-            code = FR_CH_BBO
-        elif js_is(s, sn, b"trades") and self.tape is not None:
+        # The compact heads first (same position and code as the general reading below).
+        if self.tape is not None and js_at(p, end, b'{"channel":"trades","data":', 27):
             code = FR_CH_TRADES
+            p += 27
+        elif self.book is not None and js_at(p, end, b'{"channel":"l2Book","data":', 27):
+            code = FR_CH_L2BOOK
+            p += 27
         else:
-            return FR_SCAN_FALLBACK
-        p = js_next(p, end, c'}', &done, JS_ANY_WS)
-        if p == NULL or done:
-            return FR_SCAN_FALLBACK
-        p = js_key(p, end, &k, &kn, JS_ANY_WS)
-        if p == NULL or not js_is(k, kn, b"data"):
-            return FR_SCAN_FALLBACK
+            p = js_open(js_ws(p, end, JS_ANY_WS), end, c'{', JS_ANY_WS)
+            if p == NULL:
+                return FR_SCAN_FALLBACK
+            p = js_key(p, end, &k, &kn, JS_ANY_WS)
+            if p == NULL or not js_is(k, kn, b"channel"):
+                return FR_SCAN_FALLBACK
+            p = js_string(p, end, &s, &sn)
+            if p == NULL:
+                return FR_SCAN_FALLBACK
+            if js_is(s, sn, b"l2Book") and self.book is not None:
+                code = FR_CH_L2BOOK
+            elif js_is(s, sn, b"bbo") and self.book is not None:
+                code = FR_CH_BBO
+            elif js_is(s, sn, b"trades") and self.tape is not None:
+                code = FR_CH_TRADES
+            else:
+                return FR_SCAN_FALLBACK
+            p = js_next(p, end, c'}', &done, JS_ANY_WS)
+            if p == NULL or done:
+                return FR_SCAN_FALLBACK
+            p = js_key(p, end, &k, &kn, JS_ANY_WS)
+            if p == NULL or not js_is(k, kn, b"data"):
+                return FR_SCAN_FALLBACK
         if code == FR_CH_TRADES:
             p = self._scan_trades(p, end, &rows)
         else:
@@ -506,84 +573,10 @@ cdef class FrameRouter:
 
     cdef const char* _scan_row(self, const char* p, const char* end, ScanTrade* row) noexcept:
         """One trade row with coin, side, px, sz, time, tid (hash and users optional)."""
-        cdef const char* k
-        cdef const char* s
-        cdef Py_ssize_t kn, sn
-        cdef int seen = 0
-        cdef long long t_ms = 0
-        cdef bint done = False
-        cdef bint users_done
-        cdef PyObject* coin = <PyObject*>self._coin_text
-        row.liq = False
-        p = js_open(p, end, c'{', JS_ANY_WS)
-        if p == NULL:
-            return NULL
-        while not done:
-            p = js_key(p, end, &k, &kn, JS_ANY_WS)
-            if p == NULL:
-                return NULL
-            if js_is(k, kn, b"coin") and not seen & 1:
-                seen |= 1
-                p = js_string(p, end, &s, &sn)
-                if p == NULL or not js_eq(s, sn, c_bytes_data(coin), c_bytes_len(coin)):
-                    return NULL
-            elif js_is(k, kn, b"side") and not seen & 2:
-                seen |= 2
-                p = js_string(p, end, &s, &sn)
-                if p == NULL or sn != 1 or (s[0] != c'B' and s[0] != c'A'):
-                    return NULL
-                row.side = 1 if s[0] == c'B' else -1
-            elif js_is(k, kn, b"px") and not seen & 4:
-                seen |= 4
-                p = js_string(p, end, &s, &sn)
-                if p == NULL or dec_parse_scaled(s, sn, self.tape.px_decimals, &row.px) != DEC_OK \
-                        or row.px <= 0:
-                    return NULL
-            elif js_is(k, kn, b"sz") and not seen & 8:
-                seen |= 8
-                p = js_string(p, end, &s, &sn)
-                if p == NULL or dec_parse_double(s, sn, &row.sz) != DEC_OK or not isfinite(row.sz) \
-                        or not row.sz > 0.0:
-                    return NULL
-            elif js_is(k, kn, b"time") and not seen & 16:
-                seen |= 16
-                p = js_integer(p, end, &t_ms)
-                if p == NULL:
-                    return NULL
-                row.t = t_ms / 1000.0
-            elif js_is(k, kn, b"tid") and not seen & 32:
-                seen |= 32
-                p = js_integer(p, end, &row.tid)
-                if p == NULL:
-                    return NULL
-            elif js_is(k, kn, b"hash") and not seen & 64:
-                seen |= 64
-                p = js_string(p, end, &s, &sn)
-                if p == NULL:
-                    return NULL
-            elif js_is(k, kn, b"users") and not seen & 128:
-                seen |= 128
-                p = js_open(p, end, c'[', JS_ANY_WS)
-                if p == NULL:
-                    return NULL
-                p = js_empty(p, end, c']', &users_done)
-                while not users_done:
-                    p = js_string(p, end, &s, &sn)
-                    if p == NULL:
-                        return NULL
-                    if self.tape._n_liq > 0 and self.tape._is_liquidator_text(s, sn):
-                        row.liq = True
-                    p = js_next(p, end, c']', &users_done, JS_ANY_WS)
-                    if p == NULL:
-                        return NULL
-            else:
-                return NULL
-            p = js_next(p, end, c'}', &done, JS_ANY_WS)
-            if p == NULL:
-                return NULL
-        if seen & 63 != 63:
-            return NULL
-        return p
+        cdef const char* fast = _row_compact(self, p, end, row)
+        if fast != NULL:
+            return fast
+        return _row_general(self, p, end, row)
 
     def reject_counts(self) -> dict:
         """Frames counted by reason (malformed ones plus unknown channel / wrong coin)."""
@@ -592,3 +585,204 @@ cdef class FrameRouter:
     def __repr__(self) -> str:
         return (f"FrameRouter({self.coin!r}, frames={self.frames}, book_updates={self.book_updates}, "
                 f"trade_updates={self.trade_updates}, malformed={self.malformed})")
+
+
+cdef inline const char* _row_compact(FrameRouter router, const char* p, const char* end,
+                                     ScanTrade* row) noexcept:
+    """_scan_row's fast form: a compact row, keys in any order, or NULL for "not this shape"."""
+    cdef const char* s
+    cdef Py_ssize_t sn
+    cdef int seen = 0
+    cdef long long t_ms = 0
+    cdef char c
+    cdef PyObject* coin = <PyObject*>router._coin_text
+    row.liq = False
+    if p >= end or p[0] != c'{':
+        return NULL
+    p += 1
+    while True:
+        c = p[1] if end - p > 1 else 0
+        if c == c'c' and not seen & 1 and js_at(p, end, b'"coin":', 7):
+            seen |= 1
+            p = js_quoted_is(p + 7, end, c_bytes_data(coin), c_bytes_len(coin))
+        elif c == c's' and not seen & 2 and js_at(p, end, b'"side":"', 8):
+            seen |= 2
+            if end - p < 10 or p[9] != c'"' or (p[8] != c'B' and p[8] != c'A'):
+                return NULL
+            row.side = 1 if p[8] == c'B' else -1
+            p += 10
+        elif c == c'p' and not seen & 4 and js_at(p, end, b'"px":', 5):
+            seen |= 4
+            p = js_quoted_scaled(p + 5, end, router.tape.px_decimals, &row.px)
+            if p == NULL or row.px <= 0:
+                return NULL
+        elif c == c's' and not seen & 8 and js_at(p, end, b'"sz":', 5):
+            seen |= 8
+            p = js_quoted_double(p + 5, end, &row.sz)
+            if p == NULL or not isfinite(row.sz) or not row.sz > 0.0:
+                return NULL
+        elif c == c't' and not seen & 16 and js_at(p, end, b'"time":', 7):
+            seen |= 16
+            p = js_integer(p + 7, end, &t_ms)
+            row.t = t_ms / 1000.0
+        elif c == c't' and not seen & 32 and js_at(p, end, b'"tid":', 6):
+            seen |= 32
+            p = js_integer(p + 6, end, &row.tid)
+        elif c == c'h' and not seen & 64 and js_at(p, end, b'"hash":', 7):
+            seen |= 64
+            p = js_string_long(p + 7, end, &s, &sn)
+        elif c == c'u' and not seen & 128 and js_at(p, end, b'"users":[', 9):
+            seen |= 128
+            p += 9
+            if p < end and p[0] == c']':
+                p += 1
+            else:
+                while True:
+                    p = js_string_long(p, end, &s, &sn)
+                    if p == NULL or p >= end:
+                        return NULL
+                    if router.tape._n_liq > 0 and router.tape._is_liquidator_text(s, sn):
+                        row.liq = True
+                    if p[0] == c']':
+                        p += 1
+                        break
+                    if p[0] != c',':
+                        return NULL
+                    p += 1
+        else:
+            return NULL
+        if p == NULL or p >= end:
+            return NULL
+        if p[0] == c'}':
+            break
+        if p[0] != c',':
+            return NULL
+        p += 1
+    if seen & 63 != 63:
+        return NULL
+    return p + 1
+
+
+cdef const char* _row_general(FrameRouter router, const char* p, const char* end, ScanTrade* row) noexcept:
+    """_scan_row for any shape of the subset (whitespace, any key order)."""
+    cdef const char* k
+    cdef const char* s
+    cdef Py_ssize_t kn, sn
+    cdef int seen = 0
+    cdef long long t_ms = 0
+    cdef bint done = False
+    cdef bint users_done
+    cdef PyObject* coin = <PyObject*>router._coin_text
+    row.liq = False
+    p = js_open(p, end, c'{', JS_ANY_WS)
+    if p == NULL:
+        return NULL
+    while not done:
+        p = js_key(p, end, &k, &kn, JS_ANY_WS)
+        if p == NULL:
+            return NULL
+        if js_is(k, kn, b"coin") and not seen & 1:
+            seen |= 1
+            p = js_string(p, end, &s, &sn)
+            if p == NULL or not js_eq(s, sn, c_bytes_data(coin), c_bytes_len(coin)):
+                return NULL
+        elif js_is(k, kn, b"side") and not seen & 2:
+            seen |= 2
+            p = js_string(p, end, &s, &sn)
+            if p == NULL or sn != 1 or (s[0] != c'B' and s[0] != c'A'):
+                return NULL
+            row.side = 1 if s[0] == c'B' else -1
+        elif js_is(k, kn, b"px") and not seen & 4:
+            seen |= 4
+            p = js_string(p, end, &s, &sn)
+            if p == NULL or dec_parse_scaled(s, sn, router.tape.px_decimals, &row.px) != DEC_OK \
+                    or row.px <= 0:
+                return NULL
+        elif js_is(k, kn, b"sz") and not seen & 8:
+            seen |= 8
+            p = js_string(p, end, &s, &sn)
+            if p == NULL or dec_parse_double(s, sn, &row.sz) != DEC_OK or not isfinite(row.sz) \
+                    or not row.sz > 0.0:
+                return NULL
+        elif js_is(k, kn, b"time") and not seen & 16:
+            seen |= 16
+            p = js_integer(p, end, &t_ms)
+            if p == NULL:
+                return NULL
+            row.t = t_ms / 1000.0
+        elif js_is(k, kn, b"tid") and not seen & 32:
+            seen |= 32
+            p = js_integer(p, end, &row.tid)
+            if p == NULL:
+                return NULL
+        elif js_is(k, kn, b"hash") and not seen & 64:
+            seen |= 64
+            p = js_string(p, end, &s, &sn)
+            if p == NULL:
+                return NULL
+        elif js_is(k, kn, b"users") and not seen & 128:
+            seen |= 128
+            p = js_open(p, end, c'[', JS_ANY_WS)
+            if p == NULL:
+                return NULL
+            p = js_empty(p, end, c']', &users_done)
+            while not users_done:
+                p = js_string(p, end, &s, &sn)
+                if p == NULL:
+                    return NULL
+                if router.tape._n_liq > 0 and router.tape._is_liquidator_text(s, sn):
+                    row.liq = True
+                p = js_next(p, end, c']', &users_done, JS_ANY_WS)
+                if p == NULL:
+                    return NULL
+        else:
+            return NULL
+        p = js_next(p, end, c'}', &done, JS_ANY_WS)
+        if p == NULL:
+            return NULL
+    if seen & 63 != 63:
+        return NULL
+    return p
+
+
+# ---- the level and row readers one by one, for tests ----------------------------------------------
+# form: 0 = as the scanner reads (fast form, else general), 1 = fast form only, 2 = general only.
+
+def read_level(bytes text, int px_decimals, int form=0) -> tuple:
+    """A level at the start of text: (bytes consumed, px ticks, sz, n), or (-1, None, None, None)."""
+    cdef const char* p = c_bytes_data(<PyObject*>text)
+    cdef const char* end = p + c_bytes_len(<PyObject*>text)
+    cdef const char* q
+    cdef long long px = 0
+    cdef double sz = 0.0
+    cdef int n = 0
+    if form == 1:
+        q = _level_compact(p, end, px_decimals, &px, &sz, &n)
+    elif form == 2:
+        q = _level_general(p, end, px_decimals, &px, &sz, &n)
+    else:
+        q = _level(p, end, px_decimals, &px, &sz, &n)
+    return (-1, None, None, None) if q == NULL else (q - p, px, sz, n)
+
+
+def read_row(FrameRouter router, bytes text, int form=0) -> tuple:
+    """A trade row at the start of text, read for router (its coin, tape and liquidators):
+    (bytes consumed, (t, px ticks, sz, side, tid, liq)), or (-1, None)."""
+    cdef const char* p = c_bytes_data(<PyObject*>text)
+    cdef const char* end = p + c_bytes_len(<PyObject*>text)
+    cdef const char* q
+    cdef ScanTrade row
+    if router.tape is None or not router.scan:
+        raise ValueError("read_row needs a scanning router with a tape")
+    row.t = row.sz = 0.0
+    row.px = row.tid = 0
+    row.side = row.liq = 0
+    if form == 1:
+        q = _row_compact(router, p, end, &row)
+    elif form == 2:
+        q = _row_general(router, p, end, &row)
+    else:
+        q = router._scan_row(p, end, &row)
+    if q == NULL:
+        return (-1, None)
+    return (q - p, (row.t, row.px, row.sz, row.side, row.tid, bool(row.liq)))

@@ -13,9 +13,17 @@ the subset:
 ``ws`` says whether JSON whitespace may stand between tokens: JS_ANY_WS for frames from the
 network, JS_COMPACT for the recorder's canonical bytes (which are spliced back verbatim).
 Callers pass the constant, so the C compiler drops the whitespace loop of the compact form.
+
+Fast forms (``js_at``, ``js_quoted_*``): fused readers for the compact shapes real frames have.
+They return the same position and value as the general readers whenever they return non-NULL;
+NULL from them means only "not this simple shape", and the caller then runs the general readers
+from the same position, which decide.  So they change speed, never what is accepted.
 """
 
-from libc.string cimport memcmp, strlen
+cimport cython
+from libc.string cimport memcmp, memcpy, strlen
+
+from hlfast.decimal cimport DEC_POW10_F
 
 cdef enum:
     JS_COMPACT = 0
@@ -169,3 +177,147 @@ cdef inline const char* js_skip_value(const char* p, const char* end, bint ws) n
         if p == NULL:
             return NULL
     return p
+
+
+# ---- fast forms ----------------------------------------------------------------------------------
+cdef inline bint js_at(const char* p, const char* end, const char* lit, Py_ssize_t n) noexcept nogil:
+    """The bytes at p are the literal lit[:n] (n a constant: the compiler turns this into word compares)."""
+    return end - p >= n and memcmp(p, lit, n) == 0
+
+
+cdef inline bint js_word_plain(unsigned long long w) noexcept nogil:
+    """No byte of the 8-byte word w ends a subset string or leaves it: none is '"', '\\', < 32 or >= 127.
+
+    Bytewise tests on the low 7 bits, which cannot carry into the next byte; bytes >= 128 are
+    caught by their own high bit."""
+    cdef unsigned long long low7 = w & 0x7F7F7F7F7F7F7F7FULL
+    cdef unsigned long long marks = w | (low7 + 0x0101010101010101ULL)          # >= 127
+    marks |= ~(low7 + 0x6060606060606060ULL)                                    # < 32
+    marks |= ~((low7 ^ 0x2222222222222222ULL) + 0x7F7F7F7F7F7F7F7FULL)          # '"'
+    marks |= ~((low7 ^ 0x5C5C5C5C5C5C5C5CULL) + 0x7F7F7F7F7F7F7F7FULL)          # backslash
+    return marks & 0x8080808080808080ULL == 0
+
+
+cdef inline const char* js_string_long(const char* p, const char* end, const char** s,
+                                       Py_ssize_t* n) noexcept nogil:
+    """js_string for strings that are usually long (hashes, addresses): 8 bytes a step while no
+    byte needs a look, then byte by byte.  Same result as js_string on every input."""
+    cdef const char* start
+    cdef unsigned long long w
+    cdef unsigned char c
+    if p >= end or p[0] != c'"':
+        return NULL
+    p += 1
+    start = p
+    while end - p >= 8:
+        memcpy(&w, p, 8)
+        if not js_word_plain(w):
+            break
+        p += 8
+    while p < end:
+        c = <unsigned char>p[0]
+        if c == 34:
+            s[0] = start
+            n[0] = p - start
+            return p + 1
+        if c < 32 or c > 126 or c == 92:
+            return NULL
+        p += 1
+    return NULL
+
+
+cdef inline const char* js_quoted_is(const char* p, const char* end, const char* text,
+                                     Py_ssize_t n) noexcept nogil:
+    """p starts a subset string whose content is text[:n]: same answer as js_string + js_eq."""
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    if end - p < n + 2 or p[0] != c'"' or p[n + 1] != c'"':
+        return NULL
+    for i in range(n):
+        c = <unsigned char>p[i + 1]
+        if c != <unsigned char>text[i] or c < 32 or c > 126 or c == 92 or c == 34:
+            return NULL
+    return p + n + 2
+
+
+cdef inline const char* js_quoted_scaled(const char* p, const char* end, int decimals,
+                                         long long* out) noexcept nogil:
+    """Fast form of js_string + dec_parse_scaled: "<digits>[.<digits>]" with at most 18 - decimals
+    integer digits and no non-zero digit past ``decimals``, read in the pass that finds the quote."""
+    cdef unsigned long long v = 0
+    cdef unsigned int d
+    cdef const char* digits
+    cdef int frac_used = 0
+    if p >= end or p[0] != c'"' or decimals < 0:
+        return NULL
+    p += 1
+    digits = p
+    while p < end:
+        d = <unsigned int>(<unsigned char>p[0]) - 48u
+        if d > 9u:
+            break
+        v = v * 10u + d
+        p += 1
+    if p == digits or (p - digits) + decimals > 18 or p >= end:
+        return NULL
+    if p[0] == c'.':
+        p += 1
+        digits = p
+        while p < end:
+            d = <unsigned int>(<unsigned char>p[0]) - 48u
+            if d > 9u:
+                break
+            if frac_used < decimals:
+                v = v * 10u + d
+                frac_used += 1
+            elif d != 0u:
+                return NULL  # off the grid: the general reader says so
+            p += 1
+        if p == digits or p >= end:
+            return NULL
+    if p[0] != c'"':
+        return NULL
+    while frac_used < decimals:
+        v *= 10u
+        frac_used += 1
+    out[0] = <long long>v
+    return p + 1
+
+
+@cython.cdivision(True)  # the divisor is a power of ten: no zero check in the hot path
+cdef inline const char* js_quoted_double(const char* p, const char* end, double* out) noexcept nogil:
+    """Fast form of js_string + dec_parse_double: "<digits>[.<digits>]" of at most 19 digits whose
+    digits as an integer m are <= 2**53, i.e. exactly dec_parse_double's one-division case."""
+    cdef unsigned long long m = 0
+    cdef unsigned int d
+    cdef const char* digits
+    cdef Py_ssize_t int_digits, frac_digits = 0
+    if p >= end or p[0] != c'"':
+        return NULL
+    p += 1
+    digits = p
+    while p < end:
+        d = <unsigned int>(<unsigned char>p[0]) - 48u
+        if d > 9u:
+            break
+        m = m * 10u + d
+        p += 1
+    int_digits = p - digits
+    if int_digits == 0 or p >= end:
+        return NULL
+    if p[0] == c'.':
+        p += 1
+        digits = p
+        while p < end:
+            d = <unsigned int>(<unsigned char>p[0]) - 48u
+            if d > 9u:
+                break
+            m = m * 10u + d
+            p += 1
+        frac_digits = p - digits
+        if frac_digits == 0 or p >= end:
+            return NULL
+    if p[0] != c'"' or int_digits + frac_digits > 19 or m > 9007199254740992ULL:
+        return NULL
+    out[0] = <double>m / DEC_POW10_F[frac_digits]
+    return p + 1

@@ -15,6 +15,10 @@ never depends on which path read a frame.  On the frames taken, the values equal
 exactly: a decimal with at most d decimals, scaled by 10**d, is an integer N < 2**50, and
 ``round(float(text) * 10**d)`` recovers N because the relative error of the two roundings (< 2**-52)
 moves N by less than 0.25.
+
+Levels and trade rows are first read by fused fast forms (hlfast.jsonscan) for the key orders
+real frames come in (any order, in fact); on any other shape the general readers run from the
+same byte, so the fast forms never change what is taken or the values read.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -30,6 +34,7 @@ from libc.string cimport memcmp, memcpy
 from hlfast.decimal cimport DEC_OK, dec_parse_scaled
 from hlfast.jsonscan cimport (
     JS_COMPACT,
+    js_at,
     js_empty,
     js_eq,
     js_integer,
@@ -37,8 +42,12 @@ from hlfast.jsonscan cimport (
     js_key,
     js_next,
     js_open,
+    js_quoted_double,
+    js_quoted_is,
+    js_quoted_scaled,
     js_skip_value,
     js_string,
+    js_string_long,
     js_ws,
 )
 
@@ -91,10 +100,109 @@ cdef inline const char* _decimal_field(const char* p, const char* end, int decim
     return p
 
 
+cdef inline const char* _quoted_decimal(const char* p, const char* end, int decimals,
+                                        long long* out) noexcept nogil:
+    """_decimal_field's fast form (NULL: not the simple shape, or a value _decimal refuses)."""
+    p = js_quoted_scaled(p, end, decimals, out)
+    if p == NULL or out[0] >= EXACT_LIMIT:
+        return NULL
+    return p
+
+
+cdef inline const char* _skip_strings(const char* p, const char* end) noexcept nogil:
+    """js_skip_value's fast form for an array of strings (users): NULL for any other shape."""
+    cdef const char* s
+    cdef Py_ssize_t n
+    if p >= end or p[0] != c'[':
+        return NULL
+    p += 1
+    if p < end and p[0] == c']':
+        return p + 1
+    while True:
+        p = js_string_long(p, end, &s, &n)
+        if p == NULL or p >= end:
+            return NULL
+        if p[0] == c']':
+            return p + 1
+        if p[0] != c',':
+            return NULL
+        p += 1
+
+
+cdef const char* _trade_row_compact(const char* p, const char* end, const char* coin,
+                                    Py_ssize_t coin_len, int px_decimals, int sz_decimals,
+                                    long long* px, long long* lots, int* side,
+                                    long long* time_ms) noexcept nogil:
+    """_trade_row's fast form: the recorder's rows (hash, tid and users known), keys in any order,
+    each once; NULL for "not this shape"."""
+    cdef int seen = 0
+    cdef const char* s
+    cdef Py_ssize_t n
+    cdef long long tid  # read for its shape only (the general path skips it)
+    cdef char c
+    if p >= end or p[0] != c'{':
+        return NULL
+    p += 1
+    while True:
+        c = p[1] if end - p > 1 else 0
+        if c == c'c' and not seen & 1 and js_at(p, end, b'"coin":', 7):
+            seen |= 1
+            p = js_quoted_is(p + 7, end, coin, coin_len)
+        elif c == c's' and not seen & 2 and js_at(p, end, b'"side":"', 8):
+            seen |= 2
+            if end - p < 10 or p[9] != c'"' or (p[8] != c'B' and p[8] != c'A'):
+                return NULL
+            side[0] = 1 if p[8] == c'B' else -1
+            p += 10
+        elif c == c'p' and not seen & 4 and js_at(p, end, b'"px":', 5):
+            seen |= 4
+            p = _quoted_decimal(p + 5, end, px_decimals, px)
+        elif c == c's' and not seen & 8 and js_at(p, end, b'"sz":', 5):
+            seen |= 8
+            p = _quoted_decimal(p + 5, end, sz_decimals, lots)
+            if p == NULL or lots[0] <= 0:
+                return NULL
+        elif c == c't' and not seen & 16 and js_at(p, end, b'"time":', 7):
+            seen |= 16
+            p = js_integer(p + 7, end, time_ms)
+        elif c == c't' and not seen & 32 and js_at(p, end, b'"tid":', 6):
+            seen |= 32
+            p = js_integer(p + 6, end, &tid)
+        elif c == c'h' and not seen & 64 and js_at(p, end, b'"hash":', 7):
+            seen |= 64
+            p = js_string_long(p + 7, end, &s, &n)
+        elif c == c'u' and not seen & 128 and js_at(p, end, b'"users":', 8):
+            seen |= 128
+            p = _skip_strings(p + 8, end)
+        else:
+            return NULL
+        if p == NULL or p >= end:
+            return NULL
+        if p[0] == c'}':
+            break
+        if p[0] != c',':
+            return NULL
+        p += 1
+    if seen & 31 != 31:
+        return NULL
+    return p + 1
+
+
 cdef const char* _trade_row(const char* p, const char* end, const char* coin, Py_ssize_t coin_len,
                             int px_decimals, int sz_decimals, long long* px, long long* lots,
                             int* side, long long* time_ms) noexcept nogil:
     """One trade row with coin, side, px, sz and time, each once; NULL for anything else."""
+    cdef const char* fast
+    fast = _trade_row_compact(p, end, coin, coin_len, px_decimals, sz_decimals, px, lots, side, time_ms)
+    if fast != NULL:
+        return fast
+    return _trade_row_general(p, end, coin, coin_len, px_decimals, sz_decimals, px, lots, side, time_ms)
+
+
+cdef const char* _trade_row_general(const char* p, const char* end, const char* coin, Py_ssize_t coin_len,
+                                    int px_decimals, int sz_decimals, long long* px, long long* lots,
+                                    int* side, long long* time_ms) noexcept nogil:
+    """_trade_row for any row of the subset: other keys skipped (scalars, flat arrays of scalars)."""
     cdef int seen = 0
     cdef const char* key
     cdef const char* text
@@ -156,9 +264,52 @@ cdef const char* _trade_row(const char* p, const char* end, const char* coin, Py
     return p
 
 
+cdef inline const char* _level_compact(const char* p, const char* end, int px_decimals, int sz_decimals,
+                                       long long* px, long long* lots, long long* count) noexcept nogil:
+    """_level's fast form: px, sz and n in any key order; NULL for "not this shape"."""
+    cdef int seen = 0
+    cdef char c
+    if p >= end or p[0] != c'{':
+        return NULL
+    p += 1
+    while True:
+        c = p[1] if end - p > 1 else 0
+        if c == c'p' and not seen & 1 and js_at(p, end, b'"px":', 5):
+            seen |= 1
+            p = _quoted_decimal(p + 5, end, px_decimals, px)
+        elif c == c's' and not seen & 2 and js_at(p, end, b'"sz":', 5):
+            seen |= 2
+            p = _quoted_decimal(p + 5, end, sz_decimals, lots)
+        elif c == c'n' and not seen & 4 and js_at(p, end, b'"n":', 4):
+            seen |= 4
+            p = js_integer(p + 4, end, count)
+        else:
+            return NULL
+        if p == NULL or p >= end:
+            return NULL
+        if p[0] == c'}':
+            break
+        if p[0] != c',':
+            return NULL
+        p += 1
+    if seen != 7:
+        return NULL
+    return p + 1
+
+
 cdef const char* _level(const char* p, const char* end, int px_decimals, int sz_decimals,
                         long long* px, long long* lots, long long* count) noexcept nogil:
     """One book level: exactly the keys px, sz and n; NULL for anything else."""
+    cdef const char* fast
+    fast = _level_compact(p, end, px_decimals, sz_decimals, px, lots, count)
+    if fast != NULL:
+        return fast
+    return _level_general(p, end, px_decimals, sz_decimals, px, lots, count)
+
+
+cdef const char* _level_general(const char* p, const char* end, int px_decimals, int sz_decimals,
+                                long long* px, long long* lots, long long* count) noexcept nogil:
+    """_level for any level of the subset."""
     cdef int seen = 0
     cdef const char* key
     cdef Py_ssize_t key_len
@@ -278,17 +429,20 @@ def format_scaled(long long value, int decimals) -> str:
 
 
 # ---- a view of the shared hlfast.jsonscan readers, for tests -----------------------------------------
-def scan_json(bytes text, str reader, bint any_ws=False) -> tuple:
+def scan_json(bytes text, str reader, bint any_ws=False, int decimals=0, bytes expected=b"") -> tuple:
     """Run one hlfast.jsonscan reader at the start of text: (bytes consumed, value), or (-1, None)
     when it refuses.  reader: "ws"; "string" / "key" (value: the content bytes; a key is consumed up
     to its value); "integer" (value: int); "skip" (a skipped value); "open{" / "open[" (js_open then
-    js_empty; value: done, the container was empty) and "next}" / "next]" (value: done, it closed)."""
+    js_empty; value: done, the container was empty) and "next}" / "next]" (value: done, it closed).
+    Fast forms: "string_long" (as "string"), "quoted_scaled" (value: the count of 10**-decimals),
+    "quoted_double" (value: float), "quoted_is" (a string whose content is ``expected``)."""
     cdef const char* p = PyBytes_AS_STRING(text)
     cdef const char* end = p + PyBytes_GET_SIZE(text)
     cdef const char* q = NULL
     cdef const char* s = NULL
     cdef Py_ssize_t n = 0
     cdef long long v = 0
+    cdef double x = 0.0
     cdef bint done = False
     value = None
     if reader == "ws":
@@ -300,6 +454,18 @@ def scan_json(bytes text, str reader, bint any_ws=False) -> tuple:
     elif reader == "integer":
         q = js_integer(p, end, &v)
         value = v
+    elif reader == "string_long":
+        q = js_string_long(p, end, &s, &n)
+        if q != NULL:
+            value = s[:n]
+    elif reader == "quoted_scaled":
+        q = js_quoted_scaled(p, end, decimals, &v)
+        value = v
+    elif reader == "quoted_double":
+        q = js_quoted_double(p, end, &x)
+        value = x
+    elif reader == "quoted_is":
+        q = js_quoted_is(p, end, PyBytes_AS_STRING(expected), PyBytes_GET_SIZE(expected))
     elif reader == "skip":
         q = js_skip_value(p, end, any_ws)
     elif reader in ("open{", "open[", "next}", "next]"):
@@ -313,6 +479,42 @@ def scan_json(bytes text, str reader, bint any_ws=False) -> tuple:
     else:
         raise ValueError(f"unknown reader {reader!r}")
     return (-1, None) if q == NULL else (q - p, value)
+
+
+# ---- the level and row readers one by one, for tests ------------------------------------------------
+# form: 0 = as the scanner reads (fast form, else general), 1 = fast form only, 2 = general only.
+
+def read_level(bytes text, int px_decimals, int sz_decimals, int form=0) -> tuple:
+    """A level at the start of text: (bytes consumed, (px ticks, lots, n)), or (-1, None)."""
+    cdef const char* p = PyBytes_AS_STRING(text)
+    cdef const char* end = p + PyBytes_GET_SIZE(text)
+    cdef const char* q
+    cdef long long px = 0, lots = 0, count = 0
+    if form == 1:
+        q = _level_compact(p, end, px_decimals, sz_decimals, &px, &lots, &count)
+    elif form == 2:
+        q = _level_general(p, end, px_decimals, sz_decimals, &px, &lots, &count)
+    else:
+        q = _level(p, end, px_decimals, sz_decimals, &px, &lots, &count)
+    return (-1, None) if q == NULL else (q - p, (px, lots, count))
+
+
+def read_trade_row(bytes text, bytes coin, int px_decimals, int sz_decimals, int form=0) -> tuple:
+    """A trade row at the start of text: (bytes consumed, (side, px ticks, lots, time)), or (-1, None)."""
+    cdef const char* p = PyBytes_AS_STRING(text)
+    cdef const char* end = p + PyBytes_GET_SIZE(text)
+    cdef const char* q
+    cdef long long px = 0, lots = 0, time_ms = 0
+    cdef int side = 0
+    cdef const char* c = PyBytes_AS_STRING(coin)
+    cdef Py_ssize_t cn = PyBytes_GET_SIZE(coin)
+    if form == 1:
+        q = _trade_row_compact(p, end, c, cn, px_decimals, sz_decimals, &px, &lots, &side, &time_ms)
+    elif form == 2:
+        q = _trade_row_general(p, end, c, cn, px_decimals, sz_decimals, &px, &lots, &side, &time_ms)
+    else:
+        q = _trade_row(p, end, c, cn, px_decimals, sz_decimals, &px, &lots, &side, &time_ms)
+    return (-1, None) if q == NULL else (q - p, (side, px, lots, time_ms))
 
 
 # ---- the scanner -----------------------------------------------------------------------------------

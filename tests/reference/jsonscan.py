@@ -107,3 +107,36 @@ def read(text: bytes, reader: str, any_ws: bool) -> tuple[int, object]:
     else:
         got = next_member(text, 0, ord(reader[4]), any_ws)
     return (-1, None) if got is None else got
+
+
+# ---- fast forms: the simple shapes they take (anything else is left to the general readers) ----
+PLAIN_DECIMAL = re.compile(rb'"([0-9]+)(?:\.([0-9]+))?"')
+
+
+def quoted_scaled(text: bytes, i: int, decimals: int) -> tuple[int, int] | None:
+    """'"<digits>[.<digits>]"' with at most 18 - decimals integer digits and no non-zero digit past
+    ``decimals``: (end, count of 10**-decimals)."""
+    m = PLAIN_DECIMAL.match(text, i)
+    if m is None or decimals < 0 or len(m.group(1)) + decimals > 18:
+        return None
+    frac = (m.group(2) or b"").decode()
+    if frac[decimals:].strip("0"):
+        return None
+    return m.end(), int(m.group(1).decode() + frac[:decimals].ljust(decimals, "0"))
+
+
+def quoted_double(text: bytes, i: int) -> tuple[int, float] | None:
+    """'"<digits>[.<digits>]"' of at most 19 digits that are, as one integer, <= 2**53:
+    (end, the correctly rounded value)."""
+    m = PLAIN_DECIMAL.match(text, i)
+    if m is None:
+        return None
+    whole, frac = m.group(1), m.group(2) or b""
+    if len(whole) + len(frac) > 19 or int(whole + frac) > 2**53:
+        return None
+    return m.end(), int(whole + frac) / 10 ** len(frac)  # int / int rounds correctly
+
+
+def quoted_is(text: bytes, i: int, expected: bytes) -> int | None:
+    got = string(text, i)
+    return got[0] if got is not None and got[1] == expected else None
