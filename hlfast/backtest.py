@@ -263,6 +263,7 @@ class Backtest:
         sigma = eng.pipeline.vol.sigma_eff
         horizon = self.cfg.impulse.horizon_s
         book = eng.book
+        own_sizes = eng._own_sizes()
         for cloid in context[1]:
             rec = orders.by_cloid(cloid)
             if rec is None:
@@ -272,7 +273,7 @@ class Backtest:
             targets = quoter.bid_px if side > 0 else quoter.ask_px
             level = _level_of(targets, px, side)
             best_same = book.best_bid_ticks() if side > 0 else book.best_ask_ticks()
-            displayed = eng._displayed_excluding_own(side, px)
+            displayed = eng._displayed_excluding_own(side, px, own_sizes)
             p = tracker.fill_probability_new(side, px, displayed, horizon, sigma, best_same)
             self.log.quotes.setdefault(cloid, []).append(QuoteRecord(t, side, level, p))
 

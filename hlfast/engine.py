@@ -373,14 +373,27 @@ class Engine:
         self.account_value0 = 0.0
         self.mid0 = 0.0
 
-    def _displayed_excluding_own(self, side: int, px_ticks: int) -> float:
-        # the book shows our order too once it rests; the queue ahead excludes it
+    def _displayed_excluding_own(self, side: int, px_ticks: int,
+                                 own_sizes: dict[tuple[int, int], float] | None = None) -> float:
+        """Displayed size at a price less our acked orders there: the book shows them once they rest, the
+        queue ahead excludes them. own_sizes: _own_sizes(), when many prices are looked up at once."""
         shown = self.book.size_at(side, px_ticks)
+        if own_sizes is not None:
+            return max(0.0, shown - own_sizes.get((side, px_ticks), 0.0))
         own = 0.0
         for rec in self.orders.live():
             if rec.side == side and rec.px_ticks == px_ticks and rec.acked:
                 own += float(rec.remaining)
         return max(0.0, shown - own)
+
+    def _own_sizes(self) -> dict[tuple[int, int], float]:
+        """Our acked orders' remaining size at each (side, price in ticks)."""
+        sizes: dict[tuple[int, int], float] = {}
+        for rec in self.orders.live():
+            if rec.acked:
+                key = (rec.side, rec.px_ticks)
+                sizes[key] = sizes.get(key, 0.0) + float(rec.remaining)
+        return sizes
 
     def _fetch_open_orders(self) -> list[dict]:
         rows = self._info({"type": "openOrders", "user": self.user, "dex": ""})
