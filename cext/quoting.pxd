@@ -169,8 +169,6 @@ cdef class Quoter:
     cdef double* _depth
     cdef double* _weight
     cdef int64_t* _px
-    cdef int64_t* _lots
-    cdef int64_t* _min_lots
     cdef signed char* _alive
     cdef object _arrays
     cdef QuoteInputs _in

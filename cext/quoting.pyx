@@ -406,7 +406,7 @@ cdef class Quoter:
         self.sz_scale = <double>pow10_i(sz_decimals)
         # price ticks x size lots = USD x 10^6 for every perp
         self.min_value_scaled = ceil_tol(min_notional * min_notional_safety * 1e6)
-        names_i64 = ("bid_px", "bid_lots", "ask_px", "ask_lots", "px", "lots", "min_lots")
+        names_i64 = ("bid_px", "bid_lots", "ask_px", "ask_lots", "px")
         names_f64 = ("bid_sz", "bid_depth", "ask_sz", "ask_depth", "depth", "weight")
         arrays = {n: np.zeros(levels, dtype=np.int64) for n in names_i64}
         arrays.update({n: np.zeros(levels, dtype=np.float64) for n in names_f64})
@@ -422,10 +422,6 @@ cdef class Quoter:
         self.ask_lots_c = &i64[0]
         i64 = arrays["px"]
         self._px = &i64[0]
-        i64 = arrays["lots"]
-        self._lots = &i64[0]
-        i64 = arrays["min_lots"]
-        self._min_lots = &i64[0]
         f64 = arrays["bid_sz"]
         self.bid_sz_c = &f64[0]
         f64 = arrays["bid_depth"]
