@@ -169,7 +169,8 @@ def test_reject_texts_become_reason_codes_and_the_summary_reports_them():
     with VenueProcess(block_ms=25, auto_fund=True, seed=6, faults="reject_real=0.3") as v:
         eng = start_engine(v.base_url, cfg)
         try:
-            assert eng.step_for(8.0, lambda: len(eng.rejects_by_reason) >= 3), eng.rejects_by_reason
+            # returns as soon as three reasons are seen; the bound only matters on a loaded machine
+            assert eng.step_for(20.0, lambda: len(eng.rejects_by_reason) >= 3), eng.rejects_by_reason
             eng.trip_kill_switch("manual", "test trip")
             eng.step_for(0.3)
             snap = eng.snapshot()
