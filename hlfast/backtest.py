@@ -330,11 +330,11 @@ class Backtest:
                     else:  # STOP_SCANNED: the venue's scanner applied it already
                         clock.now_ns = ns
                         out = after_scan(quiet.scan_kind, raw)
-                    if out is None or not (self.started or sim.has_book):
-                        events += out is not None
+                    if out is not None:
+                        events += 1
+                    if out is None or not (self.started or sim.has_book):  # not ours, or no book yet
                         i += 1
                         continue
-                    events += 1
                     if not self.started:
                         eng.setup()
                         self.started = True
