@@ -240,6 +240,18 @@ cdef inline const char* js_quoted_is(const char* p, const char* end, const char*
     return p + n + 2
 
 
+cdef inline const char* js_digits(const char* p, const char* end, unsigned long long* m) noexcept nogil:
+    """The run of ASCII digits at p, appended to m (m = 10·m + d each); returns the first byte after it."""
+    cdef unsigned int d
+    while p < end:
+        d = <unsigned int>(<unsigned char>p[0]) - 48u
+        if d > 9u:
+            break
+        m[0] = m[0] * 10u + d
+        p += 1
+    return p
+
+
 cdef inline const char* js_quoted_scaled(const char* p, const char* end, int decimals,
                                          long long* out) noexcept nogil:
     """Fast form of js_string + dec_parse_scaled: "<digits>[.<digits>]" with at most 18 - decimals
@@ -250,14 +262,8 @@ cdef inline const char* js_quoted_scaled(const char* p, const char* end, int dec
     cdef int frac_used = 0
     if p >= end or p[0] != c'"' or decimals < 0:
         return NULL
-    p += 1
-    digits = p
-    while p < end:
-        d = <unsigned int>(<unsigned char>p[0]) - 48u
-        if d > 9u:
-            break
-        v = v * 10u + d
-        p += 1
+    digits = p + 1
+    p = js_digits(digits, end, &v)
     if p == digits or (p - digits) + decimals > 18 or p >= end:
         return NULL
     if p[0] == c'.':
@@ -289,31 +295,18 @@ cdef inline const char* js_quoted_double(const char* p, const char* end, double*
     """Fast form of js_string + dec_parse_double: "<digits>[.<digits>]" of at most 19 digits whose
     digits as an integer m are <= 2**53, i.e. exactly dec_parse_double's one-division case."""
     cdef unsigned long long m = 0
-    cdef unsigned int d
     cdef const char* digits
     cdef Py_ssize_t int_digits, frac_digits = 0
     if p >= end or p[0] != c'"':
         return NULL
-    p += 1
-    digits = p
-    while p < end:
-        d = <unsigned int>(<unsigned char>p[0]) - 48u
-        if d > 9u:
-            break
-        m = m * 10u + d
-        p += 1
+    digits = p + 1
+    p = js_digits(digits, end, &m)
     int_digits = p - digits
     if int_digits == 0 or p >= end:
         return NULL
     if p[0] == c'.':
-        p += 1
-        digits = p
-        while p < end:
-            d = <unsigned int>(<unsigned char>p[0]) - 48u
-            if d > 9u:
-                break
-            m = m * 10u + d
-            p += 1
+        digits = p + 1
+        p = js_digits(digits, end, &m)
         frac_digits = p - digits
         if frac_digits == 0 or p >= end:
             return NULL
