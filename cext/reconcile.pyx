@@ -39,6 +39,21 @@ def valid_tick(long long px_ticks, int sz_decimals) -> int:
     return valid_tick_units(px_ticks, sz_decimals)
 
 
+cdef inline bint crosses(int side, long long px, long long best_opposite) noexcept nogil:
+    """A side's price at or through the other side's best (best_opposite 0 = none)."""
+    return best_opposite > 0 and ((side > 0 and px >= best_opposite) or (side < 0 and px <= best_opposite))
+
+
+cdef inline bint target_unusable(int side, long long px, double sz, long long best_opposite) noexcept nogil:
+    return px <= 0 or not (sz > 0.0 and isfinite(sz)) or crosses(side, px, best_opposite)
+
+
+cdef inline double match_tolerance(long long px, long long ticks, double bps, int sz_decimals) noexcept nogil:
+    """How far (finest-unit ticks) an order may sit from a target and still match it: the larger of
+    `ticks` valid price steps and `bps` of the price."""
+    return max(<double>(ticks * valid_tick_units(px, sz_decimals)), bps * 1e-4 * <double>px)
+
+
 cdef inline double displayed_at(const long long* px, const double* sz, int n, int side,
                                 long long p) noexcept nogil:
     cdef int lo = 0, hi = n - 1, mid
@@ -467,7 +482,7 @@ cdef class Reconciler:
         cdef int side_idx = 0 if side > 0 else 1
         cdef int slot, i, j, k, n = 0, best_slot, lo, hi, mid, n_mis = 0, n_um = 0
         cdef char st
-        cdef long long p, tpx, tkey, tmp_key, tol_ticks_units, touch = 0
+        cdef long long p, tpx, tkey, tmp_key, touch = 0
         cdef double committed = 0.0, in_flight = 0.0, cap_limit, cum, tsz, osz, tol, dist, dsz
         cdef double touch_tol = 0.0, edge_cur
         cdef int spare = 0                  # scan position over this side's orders for unmatched ones
@@ -480,14 +495,11 @@ cdef class Reconciler:
             for j in range(min(n_t, self.max_levels)):
                 tpx = t_px[j]
                 tsz = t_sz[j]
-                if tpx <= 0 or not (tsz > 0.0 and isfinite(tsz)) or (
-                        best_opposite > 0 and ((side > 0 and tpx >= best_opposite)
-                                               or (side < 0 and tpx <= best_opposite))):
+                if target_unusable(side, tpx, tsz, best_opposite):
                     continue
                 touch = tpx
-                touch_tol = max(
-                    <double>(self.match_tolerance_ticks * valid_tick_units(tpx, self.sz_decimals)),
-                    self.match_tolerance_bps * 1e-4 * <double>tpx)
+                touch_tol = match_tolerance(tpx, self.match_tolerance_ticks, self.match_tolerance_bps,
+                                            self.sz_decimals)
                 break
         # pass 1: this side's orders; pulled side or crossing orders are mandatory cancels.  Orders
         # priced through the target touch by more than the match tolerance (a bid above the target
@@ -505,8 +517,7 @@ cdef class Reconciler:
                 in_flight += self.o_sz[slot]
                 continue
             p = self.o_px[slot]
-            if pull or (best_opposite > 0 and ((side > 0 and p >= best_opposite)
-                                               or (side < 0 and p <= best_opposite))):
+            if pull or crosses(side, p, best_opposite):
                 self.mand_slot[self.n_mand] = slot
                 self.n_mand += 1
                 committed -= self.o_sz[slot]
@@ -561,13 +572,10 @@ cdef class Reconciler:
         for j in range(min(n_t, self.max_levels)):
             tpx = t_px[j]
             tsz = t_sz[j]
-            if tpx <= 0 or not (tsz > 0.0 and isfinite(tsz)) or (
-                    best_opposite > 0 and ((side > 0 and tpx >= best_opposite)
-                                           or (side < 0 and tpx <= best_opposite))):
+            if target_unusable(side, tpx, tsz, best_opposite):
                 self.targets_dropped += 1
                 continue
-            tol_ticks_units = self.match_tolerance_ticks * valid_tick_units(tpx, self.sz_decimals)
-            tol = max(<double>tol_ticks_units, self.match_tolerance_bps * 1e-4 * <double>tpx)
+            tol = match_tolerance(tpx, self.match_tolerance_ticks, self.match_tolerance_bps, self.sz_decimals)
             tkey = -side * tpx
             lo = 0
             hi = n
