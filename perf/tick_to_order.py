@@ -54,7 +54,7 @@ if ROOT not in sys.path:
 
 from hlfast.config import load_config  # noqa: E402
 from hlfast.engine import Engine  # noqa: E402
-from hlfast.frames import CH_ORDER_UPDATES, CH_PONG  # noqa: E402
+from hlfast.frames import CH_ORDER_UPDATES  # noqa: E402
 from hlfast.histogram import LatencyHistogram  # noqa: E402
 from hlfast.keys import PrivateKey  # noqa: E402
 from hlfast.memtransport import MemoryConnection, MemoryPoller, MemoryVenue  # noqa: E402
@@ -409,14 +409,9 @@ def staged_market_frame(eng: Engine, staged: Callable, out: Any) -> Callable[[by
 
     def on_market(raw: bytes, recv_ns: int) -> tuple[int, int]:
         n = staged(pipeline, raw, recv_ns, out)
-        sign_ns = 0
-        if n > 0:
-            t0 = clock()
-            eng._send_actions(n, recv_ns)
-            sign_ns = clock() - t0
-        if pipeline.channel == CH_PONG:
-            eng.md.on_pong()
-        return n, sign_ns
+        t0 = clock()
+        eng._after_market_frame(n, recv_ns)  # the engine's own tail: actions, pong, malformed count
+        return n, clock() - t0 if n > 0 else 0
 
     return on_market
 
